@@ -1,0 +1,117 @@
+"""Populations of agents in local tabular states: the contract every scenario fulfils.
+
+One step: every agent `i` in local state `s_i` takes an action `a_i`; the environment moves the
+states (possibly coupling agents through a network), pays each agent its private reward `r_i` and
+books the external reward `u_i` that the principal owns. Rewards are per agent and per step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from market_abm.core.mdp import TabularMDP, cumulative, inverse_cdf, policy_evaluation
+from market_abm.core.validation import check_int
+
+
+class PopulationEnv:
+    """Base class for a scenario's dynamics.
+
+    Attributes:
+        n_agents, n_states, n_actions, horizon: sizes of the population and of each agent's decision problem.
+        groups: int array `(N,)`, the institution (principal) each agent faces; `n_groups` of them.
+        action_names, state_names: labels for tables and plots.
+        subsidised_action: the action a flat subsidy pays for (the socially desirable one).
+    """
+
+    name = "environment"
+    subsidised_action = 0
+
+    def __init__(self, n_agents, n_states, n_actions, horizon, groups=None):
+        self.n_agents = check_int("n_agents", n_agents, low=1)
+        self.n_states, self.n_actions = n_states, n_actions
+        self.horizon = horizon
+        self.groups = np.zeros(self.n_agents, dtype=np.int64) if groups is None else np.asarray(groups)
+        self.n_groups = int(self.groups.max()) + 1
+        self.states = np.zeros(self.n_agents, dtype=np.int64)
+        self.action_names = [f"a{a}" for a in range(n_actions)]
+        self.state_names = [f"s{s}" for s in range(n_states)]
+
+    def reset(self, rng):
+        """Start an episode; returns the agents' initial states `(N,)`."""
+        self.states = self.initial_states(rng.random(self.n_agents))
+        return self.states
+
+    def step(self, actions, rng):
+        """Apply `actions (N,)`; returns `(next_states, private_rewards, external_rewards)`, each `(N,)`."""
+        self.states, private, external = self.dynamics(self.states, actions, rng.random(self.states.shape))
+        return self.states, private, external
+
+    def initial_states(self, uniforms):
+        """Initial states for uniform draws of any shape `(N, ...)` (leading axis: agents)."""
+        raise NotImplementedError
+
+    def dynamics(self, states, actions, uniforms):
+        """One step for states and actions `(N, ...)`, with uniform draws of the same shape.
+
+        Returns `(next_states, private_rewards, external_rewards)`. Trailing axes are independent
+        worlds, so benchmarks can simulate many policies at once.
+        """
+        raise NotImplementedError
+
+    def local_mdp(self):
+        """The exact decision problem each agent faces, as a `TabularMDP`, where one exists (else None)."""
+        return None
+
+    def pigouvian_schedule(self):
+        """A Pigouvian transfer table `(H, S, A)`: the agent is charged the external reward it causes."""
+        mdp = self.require_local_mdp("pigouvian")
+        return np.broadcast_to(mdp.external_reward, (self.horizon, self.n_states, self.n_actions)).copy()
+
+    def require_local_mdp(self, what):
+        mdp = self.local_mdp()
+        if mdp is None:
+            raise ValueError(f"mechanism: {what!r} needs an exact local model, which {self.name!r} does not have")
+        return mdp
+
+    def welfare_benchmarks(self, rng):
+        """Welfare per agent per episode of the optimum and of laissez-faire, and the benchmark's name."""
+        mdp = self.require_local_mdp("welfare benchmark")
+        optimal, _ = mdp.welfare_optimum()
+        laissez_faire = mdp.policy_value(mdp.agent_optimum()[1], "welfare")
+        return {"optimal_welfare": optimal, "laissez_faire_welfare": laissez_faire, "benchmark": "exact_optimum"}
+
+    def expected_welfare(self, behaviour):
+        """Exact expected welfare per episode of each agent's policy `(N, H, S, A)`, or None if not exact."""
+        mdp = self.local_mdp()
+        if mdp is None or not self.agents_independent:
+            return None
+        values = policy_evaluation(mdp.transition, mdp.welfare_reward, behaviour, self.horizon)
+        return values[:, 0] @ mdp.initial
+
+    agents_independent = False
+
+
+class TabularEnv(PopulationEnv):
+    """`n_agents` independent copies of one `TabularMDP`, each facing its own principal (replicas)."""
+
+    name = "tabular"
+    agents_independent = True
+
+    def __init__(self, mdp, n_agents=1, shared_principal=False):
+        if not isinstance(mdp, TabularMDP):
+            raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
+        groups = np.zeros(n_agents, dtype=np.int64) if shared_principal else np.arange(n_agents)
+        super().__init__(n_agents, mdp.n_states, mdp.n_actions, mdp.horizon, groups)
+        self.mdp = mdp
+        self._initial_cdf = cumulative(mdp.initial)
+        self._next_cdf = cumulative(mdp.transition)
+
+    def initial_states(self, uniforms):
+        return inverse_cdf(self._initial_cdf, uniforms)
+
+    def dynamics(self, states, actions, uniforms):
+        next_states = inverse_cdf(self._next_cdf[states, actions], uniforms)
+        return next_states, self.mdp.agent_reward[states, actions], self.mdp.external_reward[states, actions]
+
+    def local_mdp(self):
+        return self.mdp

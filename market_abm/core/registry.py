@@ -1,0 +1,36 @@
+"""One place that lists the named learners, transfer schemes and mechanisms, so that the CLI,
+sweeps and the visualizer offer the same choices."""
+
+from __future__ import annotations
+
+import inspect
+
+from market_abm.core.baselines import FixedSubsidy, LaissezFaire, Oracle, Pigouvian
+from market_abm.core.learners import LEARNERS, make_learner
+from market_abm.core.mechanism import Mechanism, TwoPhaseMechanism
+from market_abm.core.schemes import SCHEMES, make_scheme
+
+MECHANISMS = {
+    "none": LaissezFaire,
+    "two_phase": TwoPhaseMechanism,
+    "oracle": Oracle,
+    "pigouvian": Pigouvian,
+    "subsidy": FixedSubsidy,
+}
+
+
+def make_mechanism(name, env, scheme="fine", **params):
+    """The registered mechanism `name` (or a `Mechanism` subclass) for `env`; `scheme` only for two_phase."""
+    cls = name if isinstance(name, type) and issubclass(name, Mechanism) else MECHANISMS.get(name)
+    if cls is None:
+        raise ValueError(f"mechanism: must be one of {sorted(MECHANISMS)}, got {name!r}")
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"mechanism_params: {cls.name!r} takes no parameter {unknown[0]!r}")
+    if "scheme" in accepted:
+        params["scheme"] = make_scheme(scheme, env.horizon, env.n_states, env.n_actions)
+    return cls(env, **params)
+
+
+__all__ = ["LEARNERS", "MECHANISMS", "SCHEMES", "make_learner", "make_mechanism", "make_scheme"]

@@ -1,0 +1,1 @@
+"""Scenario definitions: parameters in, model pieces (population environment, local model) out."""

@@ -1,0 +1,94 @@
+"""Agents on the nodes of a network, facing one institution, and the welfare benchmarks for them.
+
+Without an exact per-agent model, welfare is benchmarked by simulation on the same graph and seed:
+- the optimum is the best anonymous stationary local policy (every agent maps its own state to an
+  action), found by enumerating all such policies and simulating them at once without learning;
+- laissez-faire is the mean-field equilibrium: the local policy that is every agent's best
+  response, on its private reward, to the local dynamics it creates when everyone plays it.
+Welfare is per agent per episode.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from market_abm.core.environment import PopulationEnv
+from market_abm.core.mdp import backward_induction
+
+MAX_BENCHMARK_WORLDS = 20_000_000  # agents x candidate policies simulated at once
+
+
+class NetworkEnv(PopulationEnv):
+    """A population on the nodes of `topology`, all facing one (anonymous) institution.
+
+    Subclasses define `initial_states`, `dynamics` and `own_stock_after`-style counterfactuals
+    through `deviation_distribution`.
+    """
+
+    def __init__(self, topology, n_states, n_actions, horizon):
+        super().__init__(topology.n_nodes, n_states, n_actions, horizon)
+        self.topology = topology
+
+    def welfare_benchmarks(self, rng, episodes=16):
+        if self.local_mdp() is not None:
+            return super().welfare_benchmarks(rng)
+        policies = np.array(list(itertools.product(range(self.n_actions), repeat=self.n_states)))
+        if self.n_agents * len(policies) > MAX_BENCHMARK_WORLDS:
+            return {"optimal_welfare": np.nan, "laissez_faire_welfare": np.nan, "benchmark": "none (too large)"}
+        welfare = self.simulate(policies[:, None, :].repeat(self.horizon, axis=1), episodes, rng)
+        best = int(welfare.argmax())
+        equilibrium = self.mean_field_equilibrium(episodes, rng)
+        return {
+            "optimal_welfare": float(welfare[best]),
+            "laissez_faire_welfare": float(self.simulate(equilibrium[None], episodes, rng)[0]),
+            "benchmark": "best_stationary_local_policy",
+            "benchmark_policy": policies[best].tolist(),
+            "laissez_faire_policy": equilibrium.tolist(),
+        }
+
+    def simulate(self, policies, episodes, rng, counterfactual=False):
+        """Mean welfare per agent per episode of each local policy `(C, H, S)` played by every agent
+        (no learning), each policy in its own world with common random numbers."""
+        seed = int(rng.integers(2**63))
+        draws = np.random.default_rng(seed)
+        n_worlds = len(policies)
+        total = np.zeros(n_worlds)
+        counts = np.zeros((self.n_states, self.n_actions, self.n_states))
+        for _ in range(episodes):
+            states = self.initial_states(draws.random((self.n_agents, 1)).repeat(n_worlds, axis=1))
+            for h in range(self.horizon):
+                actions = policies[np.arange(n_worlds)[None, :], h, states]
+                if counterfactual:
+                    counts += self.deviation_counts(states[:, 0], actions[:, 0])
+                uniforms = draws.random((self.n_agents, 1)).repeat(n_worlds, axis=1)
+                states, private, external = self.dynamics(states, actions, uniforms)
+                total += (private + external).mean(axis=0)
+        return (total / episodes) if not counterfactual else counts
+
+    def mean_field_equilibrium(self, episodes, rng, max_iterations=20):
+        """The local policy `(H, S)` that best responds to the pooled local dynamics it induces."""
+        private = self.private_reward_table()
+        policy = backward_induction(self.isolated_transition(), private, self.horizon)[0].argmax(axis=-1)
+        for _ in range(max_iterations):
+            counts = self.simulate(policy[None], episodes, rng, counterfactual=True)
+            visits = counts.sum(axis=-1, keepdims=True)
+            transition = np.where(visits > 0, counts / np.maximum(visits, 1), np.eye(self.n_states)[:, None, :])
+            response = backward_induction(transition, private, self.horizon)[0].argmax(axis=-1)
+            if np.array_equal(response, policy):
+                break
+            policy = response
+        return policy
+
+    def private_reward_table(self):
+        """The agent's private reward `(S, A)`."""
+        raise NotImplementedError
+
+    def isolated_transition(self):
+        """Local dynamics `(S, A, S)` of a node with no neighbours (the starting guess)."""
+        raise NotImplementedError
+
+    def deviation_counts(self, states, actions):
+        """Expected counts `(S, A, S)` of next local states had each agent taken each action alone."""
+        raise NotImplementedError

@@ -1,0 +1,31 @@
+"""Named scenarios: each turns (number of agents, graph, parameters) into a population environment."""
+
+from __future__ import annotations
+
+from market_abm.environments.graphs import make_topology
+from market_abm.environments.pollution import PollutionEnv, PollutionParams
+
+
+def pollution(n_agents, topology, **params):
+    """Firms emitting into a diffusing pollution stock (see `environments.pollution`)."""
+    return PollutionEnv(topology, scenario_params(PollutionParams, params))
+
+
+SCENARIOS = {"pollution": pollution}
+
+
+def scenario_params(cls, params):
+    """A parameter dataclass from keyword arguments; an unknown one is a `ValueError` naming it."""
+    fields = cls.__dataclass_fields__
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ValueError(f"scenario_params: unknown parameter {unknown[0]!r}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+
+
+def make_environment(scenario, n_agents, graph, rng, graph_params, params):
+    """The population environment of a registered scenario on a graph (one node for one agent)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario: must be one of {sorted(SCENARIOS)}, got {scenario!r}")
+    topology = make_topology(graph, n_agents, rng, **graph_params)
+    return SCENARIOS[scenario](topology.n_nodes, topology, **params)

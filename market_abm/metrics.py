@@ -1,0 +1,85 @@
+"""How well an institution steers learners: welfare gap closed, social-welfare regret and its growth
+rate, and the accuracy of the estimated transfers against their exact counterparts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+
+def summarise(episodes, benchmarks):
+    """Summary figures from an episodes frame (welfare per agent per episode) and the benchmarks."""
+    optimal = float(benchmarks["optimal_welfare"])
+    laissez_faire = float(benchmarks["laissez_faire_welfare"])
+    assessed = episodes["expected_welfare"].where(episodes["expected_welfare"].notna(), episodes["welfare"])
+    n = len(episodes)
+    tail = assessed.iloc[-max(1, n // 10):] if n else assessed
+    final = float(tail.mean()) if n else np.nan
+    regret = episodes["cumulative_regret"].to_numpy()
+    return {
+        "optimal_welfare": optimal,
+        "laissez_faire_welfare": laissez_faire,
+        "final_welfare": final,
+        "gap_closed": gap_closed(final, optimal, laissez_faire),
+        "regret_slope": regret_slope(regret),
+        "total_welfare_regret": float(regret[-1]) if n else 0.0,
+        "transfers_per_episode": float(episodes["transfers"].mean()) if n else 0.0,
+        "episodes": n,
+    }
+
+
+def gap_closed(final, optimal, laissez_faire):
+    """Share of the welfare gap between laissez-faire and the optimum that is closed."""
+    gap = optimal - laissez_faire
+    return float((final - laissez_faire) / gap) if abs(gap) > 1e-12 else np.nan
+
+
+def regret_slope(cumulative_regret):
+    """Slope of log cumulative regret against log episode over the last decade of episodes
+    (1 = linear growth; below 1 = sublinear)."""
+    regret = np.asarray(cumulative_regret, float)
+    k = np.arange(1, regret.size + 1)
+    window = (k >= max(regret.size / 10, 1)) & (regret > 0)
+    if window.sum() < 2:
+        return np.nan
+    return float(np.polyfit(np.log(k[window]), np.log(regret[window]), 1)[0])
+
+
+def exact_cell_transfer(mdp, scheme, cell, accept_share=0.6, tol=1e-7, tau_max=None):
+    """The smallest amount on `cell` alone for which the exact best response takes the cell's action
+    on a share `accept_share` of the cell's visit probability (for a `fine` cell: `Delta_h(s, a)`)."""
+    action = int(scheme.cell_action(cell))
+    inside = scheme.group_of == scheme.cell_group(cell)
+    mask = scheme.cell_of == cell
+
+    def share(amount):
+        policy = mdp.best_response(np.where(mask, amount, 0.0))
+        visits = mdp.occupancy(policy)[inside]
+        weights = visits if visits.sum() > 0 else np.ones_like(visits)
+        return float(weights @ (policy[inside] == action)) / float(weights.sum())
+
+    if scheme.single_step:
+        h, s = np.argwhere(inside)[0]
+        return float(mdp.agent_gap()[h, s, action])
+    lo, hi = 0.0, float(tau_max or 2 * mdp.horizon * np.ptp(mdp.agent_reward) + 1.0)
+    if share(lo) >= accept_share:
+        return 0.0
+    if share(hi) < accept_share:
+        return np.inf
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if share(mid) >= accept_share else (mid, hi)
+    return hi
+
+
+def phase1_errors(mechanism, mdp):
+    """`|tau_hat - exact|` over every cell settled in Phase 1 (as estimated then), for every group."""
+    estimates = mechanism.phase1_estimates
+    if estimates is None:
+        return np.array([])
+    settled = np.isfinite(estimates)
+    cells = np.unique(np.nonzero(settled)[1])
+    exact = np.full(mechanism.scheme.n_cells, np.nan)
+    for c in cells:
+        exact[c] = exact_cell_transfer(mdp, mechanism.scheme, c, mechanism.accept_share)
+    return np.abs(estimates - exact[None, :])[settled]

@@ -1,0 +1,229 @@
+"""MarketModel: learning agents on a network, a principal's institution, and a stateful externality.
+
+Each step runs in stages: the institution posts transfers (at the start of an episode), agents act,
+the externality propagates, payoffs and transfers settle, agents learn, the institution records
+what it saw, and the DataCollector collects. One agent on a one-node graph is the paper's single
+principal / single agent setting; a user's own `TabularMDP` runs through the same path.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+import pandas as pd
+from mesa.discrete_space import Network
+
+from market_abm.agents import LearningAgent, Principal
+from market_abm.core import TabularEnv, TabularMDP, make_learner, make_mechanism
+from market_abm.core.validation import check_int
+from market_abm.environments.registry import make_environment
+from market_abm.metrics import summarise
+
+MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
+
+
+class MarketModel(mesa.Model):
+    """A population of learners, the institution that steers them, and the metrics of how well it does.
+
+    Attributes:
+        env: the population environment (scenario dynamics on the graph).
+        learner: the population's learner (arrays indexed by agent).
+        mechanism: the model-level institution posting transfers.
+        benchmarks: optimal and laissez-faire welfare per agent per episode, and the benchmark used.
+        states, actions, private_rewards, external_rewards, transfers: this step's arrays `(N,)`.
+        episode: episodes completed; `cumulative_regret` of welfare per agent.
+    """
+
+    def __init__(self, scenario="pollution", n_agents=1, graph="watts_strogatz", mechanism="two_phase",
+                 scheme="fine", learner="contract_aware", mdp=None, rng=None, graph_params=None,
+                 scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
+                 agent_snapshot_every=0):
+        super().__init__(rng=rng)
+        self.scenario_name = "custom" if mdp is not None else scenario
+        if mdp is not None:
+            if not isinstance(mdp, TabularMDP):
+                raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
+            self.env = TabularEnv(mdp, check_int("n_agents", n_agents, low=1))
+        else:
+            self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0],
+                                        graph_params or {}, scenario_params or {})
+        env = self.env
+        self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents, "graph": graph if mdp is None else None,
+                         "mechanism": mechanism, "scheme": scheme, "learner": learner}
+        self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
+                                    self.rng, **(learner_params or {}))
+        self.mechanism = make_mechanism(mechanism, env, scheme, **(mechanism_params or {}))
+        if benchmark:
+            self.benchmarks = env.welfare_benchmarks(self.rng.spawn(1)[0])
+        else:
+            self.benchmarks = {"optimal_welfare": np.nan, "laissez_faire_welfare": np.nan, "benchmark": "none"}
+        self.optimal_welfare = float(self.benchmarks["optimal_welfare"])
+        self.step_benchmark = self.optimal_welfare / env.horizon
+
+        n = env.n_agents
+        self.states = np.zeros(n, dtype=np.int64)
+        self.actions = np.zeros(n, dtype=np.int64)
+        self.private_rewards, self.external_rewards, self.transfers = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.transfers_received = np.zeros(n)
+        self.action_shares = np.zeros(env.n_actions)
+        self.h, self.episode, self.cumulative_regret = 0, 0, 0.0
+        self.step_welfare = self.step_transfers = 0.0
+        self.expected_welfare = np.nan
+        self.episode_log, self.replica_welfare = [], []
+        self._episode_totals = np.zeros(3)
+
+        self.agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
+        self.agent_snapshots = []
+        self.place_agents()
+        self.datacollector = mesa.DataCollector(model_reporters=self.model_reporters())
+
+    # --- set-up ---------------------------------------------------------------------------
+    def place_agents(self):
+        """One `LearningAgent` per population row (on its network cell where that is affordable), and
+        one `Principal` per group."""
+        n = self.env.n_agents
+        topology = getattr(self.env, "topology", None)
+        self.grid = None
+        if topology is not None and n <= MESA_SPACE_LIMIT:
+            self.grid = Network(topology.to_networkx(), capacity=1, random=self.random, layout=None)
+        self.learning_agents = [LearningAgent(self, row) for row in range(n)]
+        if self.grid is not None:
+            for agent in self.learning_agents:
+                agent.cell = self.grid[agent.row]
+        self.principals = [Principal(self, g) for g in range(self.env.n_groups)]
+
+    def model_reporters(self):
+        reporters = {
+            "episode": "episode", "h": "h", "phase": "phase", "welfare": "step_welfare",
+            "benchmark_welfare": "step_benchmark", "transfers": "step_transfers",
+            "cumulative_regret": "cumulative_regret", "expected_welfare": "expected_welfare",
+            "mean_state": "mean_state",
+        }
+        for a, name in enumerate(self.env.action_names):
+            reporters[f"share_{name}"] = lambda m, a=a: float(m.action_shares[a])
+        return reporters
+
+    @property
+    def phase(self):
+        return self.mechanism.phase
+
+    @property
+    def mean_state(self):
+        return float(self.states.mean())
+
+    # --- one step -------------------------------------------------------------------------------
+    def step(self):
+        """Advance every agent by one time step."""
+        env, h = self.env, self.h
+        if h == 0:
+            self.begin_episode()
+        states = self.states
+        self.actions = self.learner.act(h, states)
+        next_states, self.private_rewards, self.external_rewards = env.step(self.actions, self.rng)
+        self.settle(h, states)
+        self.learner.update(h, states, self.actions, self.private_rewards, self.transfers, next_states)
+        self.mechanism.record(h, env.groups, states, self.actions, next_states, self.external_rewards)
+        self.states = next_states
+        self.h = (h + 1) % env.horizon
+        if self.h == 0:
+            self.end_episode()
+        self.datacollector.collect(self)
+        if self.agent_snapshot_every and self.steps % self.agent_snapshot_every == 0:
+            self.snapshot_agents()
+
+    def snapshot_agents(self):
+        """Record every agent's state, action, reward and transfer this step (vectorised, not per agent)."""
+        self.agent_snapshots.append((self.steps, self.states.copy(), self.actions.copy(),
+                                     self.private_rewards.copy(), self.transfers.copy()))
+
+    def begin_episode(self):
+        """Reset the local states, post the institution's transfers and let learners plan on them."""
+        self.states = self.env.reset(self.rng)
+        self.posted = self.mechanism.schedule()
+        self.learner.begin_episode(self.posted, self.env.groups)
+        welfare = self.env.expected_welfare(self.learner.behaviour_policy())
+        self.agent_expected_welfare = welfare
+        self.expected_welfare = np.nan if welfare is None else float(welfare.mean())
+
+    def settle(self, h, states):
+        """Pay the posted transfer for the action taken; welfare counts only `r + u` (transfers cancel)."""
+        self.transfers = self.posted[self.env.groups, h, states, self.actions]
+        self.transfers_received += self.transfers
+        self.action_shares = np.bincount(self.actions, minlength=self.env.n_actions) / self.env.n_agents
+        self.step_welfare = float((self.private_rewards + self.external_rewards).mean())
+        self.step_transfers = float(self.transfers.mean())
+        self._episode_totals += (self.step_welfare, self.step_transfers, float(self.private_rewards.mean()))
+
+    def end_episode(self):
+        """Book the episode's welfare and regret, and let the institution learn from it."""
+        welfare, transfers, private = self._episode_totals
+        exact = not np.isnan(self.expected_welfare)
+        assessed = self.expected_welfare if exact else welfare
+        self.cumulative_regret += self.optimal_welfare - assessed
+        self.episode_log.append((self.episode, welfare, self.expected_welfare, transfers, private,
+                                 self.cumulative_regret, self.mechanism.phase))
+        if exact:
+            self.replica_welfare.append(self.agent_expected_welfare)
+        self._episode_totals[:] = 0.0
+        self.episode += 1
+        self.mechanism.end_episode()
+
+    # --- running and results -----------------------------------------------------------------
+    def run_episodes(self, episodes, progress=False):
+        """Advance `episodes` whole episodes (with a progress bar if asked)."""
+        episodes = check_int("episodes", episodes, low=0)
+        self.run_steps(episodes * self.env.horizon - self.h, progress)
+
+    def run_steps(self, steps, progress=False):
+        """Advance `steps` time steps (with a progress bar if asked)."""
+        steps = range(check_int("steps", steps, low=0))
+        if progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc=f"{self.scenario_name}/{self.settings['mechanism']}", unit="step",
+                         mininterval=0.5, leave=False)
+        for _ in steps:
+            self.step()
+
+    def episodes_frame(self):
+        """One row per completed episode: welfare (realised and expected), transfers, regret, phase."""
+        columns = ["episode", "welfare", "expected_welfare", "transfers", "agent_reward", "cumulative_regret", "phase"]
+        frame = pd.DataFrame(self.episode_log, columns=columns)
+        frame["optimal_welfare"] = self.optimal_welfare
+        frame["laissez_faire_welfare"] = self.benchmarks["laissez_faire_welfare"]
+        return frame
+
+    def steps_frame(self):
+        """One row per step: the DataCollector's model-level reporters."""
+        frame = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        frame.insert(0, "step", np.arange(1, len(frame) + 1))
+        return frame
+
+    def agents_frame(self):
+        """Agent-level snapshots: one row per (step, agent)."""
+        columns = ["step", "agent", "state", "action", "reward", "transfer"]
+        if not self.agent_snapshots:
+            return pd.DataFrame(columns=columns)
+        n = self.env.n_agents
+        parts = [pd.DataFrame({"step": np.full(n, t), "agent": np.arange(n), "state": s, "action": a,
+                               "reward": r, "transfer": tau}) for t, s, a, r, tau in self.agent_snapshots]
+        return pd.concat(parts, ignore_index=True)
+
+    def summary(self):
+        """The figures of `summary.json`: welfare benchmarks, gap closed, regret and its slope, transfers."""
+        out = summarise(self.episodes_frame(), self.benchmarks)
+        out.update(self.mechanism.summary())
+        out.update(self.phase1_error())
+        out.update({k: v for k, v in self.settings.items() if v is not None})
+        out["benchmark"] = self.benchmarks["benchmark"]
+        return out
+
+    def phase1_error(self):
+        """Max over searched cells of `|tau_hat - exact counterpart|`, where the exact model is known."""
+        from market_abm.metrics import phase1_errors
+
+        mdp = self.env.local_mdp()
+        if mdp is None or not hasattr(self.mechanism, "tau_hat"):
+            return {}
+        errors = phase1_errors(self.mechanism, mdp)
+        return {"phase1_max_abs_error": float(np.max(errors)) if errors.size else np.nan}
