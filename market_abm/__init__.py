@@ -8,5 +8,6 @@ welfare-optimal behaviour. The package measures how well that works (welfare reg
 __version__ = "0.1.0"
 
 from market_abm.model import MarketModel  # noqa: E402
+from market_abm.batch import load_dataset  # noqa: E402
 
-__all__ = ["MarketModel", "__version__"]
+__all__ = ["MarketModel", "__version__", "load_dataset"]

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from market_abm.batch.cli import add_replay, add_sweep
 from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES
 from market_abm.environments.graphs import GRAPHS
 
@@ -40,10 +41,10 @@ def json_object(text):
 
 
 def add_run(subparsers):
-    from market_abm.environments.registry import SCENARIOS
+    from market_abm.environments.registry import SCENARIOS, SESSION_SCENARIOS
 
     run = subparsers.add_parser("run", help="run one scenario and write its data and summary")
-    run.add_argument("scenario", choices=sorted(SCENARIOS))
+    run.add_argument("scenario", choices=sorted(SCENARIOS) + sorted(SESSION_SCENARIOS))
     run.add_argument("--agents", type=int, default=1, help="number of learning agents (1 = the paper setting)")
     run.add_argument("--graph", default="watts_strogatz",
                      help=f"one of {', '.join(GRAPHS)}, or an edge-list file")
@@ -66,6 +67,7 @@ def add_run(subparsers):
 
 
 def command_run(args):
+    from market_abm.environments.registry import SESSION_SCENARIOS
     from market_abm.model import MarketModel
     from market_abm.results import write_run
 
@@ -77,6 +79,8 @@ def command_run(args):
             raise UsageError(f"argument --{name}: must be >= 1, got {value}")
     if args.agents_every < 0:
         raise UsageError(f"argument --agents-every: must be >= 0, got {args.agents_every}")
+    if args.scenario in SESSION_SCENARIOS:
+        return command_run_sessions(args)
     model = MarketModel(
         scenario=args.scenario, n_agents=args.agents, graph=args.graph, mechanism=args.mechanism,
         scheme=args.scheme, learner=args.learner, rng=args.seed, graph_params=args.graph_params,
@@ -88,11 +92,30 @@ def command_run(args):
     else:
         default = PAPER_EPISODES if args.agents == 1 else NETWORK_EPISODES
         model.run_episodes(args.episodes or default, progress=not args.quiet)
-    summary = write_run(model, args.out)
+    report(write_run(model, args.out), args.out)
+    return 0
+
+
+def command_run_sessions(args):
+    """A scenario with its own session engine (pricing): `--agents` firms per market, `--steps` periods."""
+    from market_abm.environments.registry import SESSION_SCENARIOS
+    from market_abm.io import write_json, write_parquet
+
+    if args.mechanism not in ("none", "two_phase", "oracle"):
+        raise UsageError(f"argument --mechanism: {args.scenario} supports none, two_phase and oracle")
+    steps, summary = SESSION_SCENARIOS[args.scenario](
+        mechanism=args.mechanism, n_agents=args.agents, rng=args.seed, max_periods=args.steps,
+        progress=not args.quiet, **args.scenario_params)
+    write_parquet(steps, args.out / "steps.parquet")
+    write_json(summary, args.out / "summary.json")
+    report(summary, args.out)
+    return 0
+
+
+def report(summary, out):
     keys = ("gap_closed", "regret_slope", "final_welfare", "optimal_welfare", "transfers_per_episode")
     print(" ".join(f"{k}={summary[k]:.3f}" for k in keys if isinstance(summary.get(k), float)))
-    print(f"wrote {args.out}")
-    return 0
+    print(f"wrote {out}")
 
 
 def add_viz(subparsers):
@@ -118,7 +141,7 @@ def command_viz(args):
     return subprocess.call(command, env=dict(os.environ))
 
 
-COMMANDS = [add_run, add_viz]
+COMMANDS = [add_run, add_viz, add_sweep, add_replay]
 
 
 def build_parser():

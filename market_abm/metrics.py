@@ -73,13 +73,40 @@ def exact_cell_transfer(mdp, scheme, cell, accept_share=0.6, tol=1e-7, tau_max=N
 
 
 def phase1_errors(mechanism, mdp):
-    """`|tau_hat - exact|` over every cell settled in Phase 1 (as estimated then), for every group."""
+    """`|tau_hat - exact|` per group and cell `(G, n_cells)` for cells settled in Phase 1 (as estimated
+    then), NaN elsewhere."""
     estimates = mechanism.phase1_estimates
     if estimates is None:
-        return np.array([])
-    settled = np.isfinite(estimates)
-    cells = np.unique(np.nonzero(settled)[1])
+        return np.full((mechanism.n_groups, mechanism.scheme.n_cells), np.nan)
     exact = np.full(mechanism.scheme.n_cells, np.nan)
-    for c in cells:
+    for c in np.unique(np.nonzero(np.isfinite(estimates))[1]):
         exact[c] = exact_cell_transfer(mdp, mechanism.scheme, c, mechanism.accept_share)
-    return np.abs(estimates - exact[None, :])[settled]
+    return np.abs(estimates - exact[None, :])
+
+
+def max_error(errors, axis=None):
+    """Largest finite error (NaN if none)."""
+    errors = np.where(np.isfinite(errors), errors, -np.inf).max(axis=axis)
+    return np.where(np.isfinite(errors), errors, np.nan)
+
+
+def replica_summaries(model):
+    """One row per independent replica (agent with its own principal) of a tabular model: the
+    summary figures computed from that replica's exact expected welfare per episode."""
+    import pandas as pd
+
+    welfare = np.asarray(model.replica_welfare)  # (episodes, replicas)
+    optimal = float(model.benchmarks["optimal_welfare"])
+    regret = np.cumsum(optimal - welfare, axis=0)
+    rows = []
+    for r in range(welfare.shape[1]):
+        frame = pd.DataFrame({"welfare": welfare[:, r], "expected_welfare": welfare[:, r],
+                              "cumulative_regret": regret[:, r], "transfers": np.nan})
+        rows.append({"replica": r, **summarise(frame, model.benchmarks)})
+    table = pd.DataFrame(rows)
+    table["transfers_per_episode"] = model.transfers_received / max(len(welfare), 1)
+    errors = model.phase1_error_table()
+    if errors is not None:
+        table["phase1_max_abs_error"] = max_error(errors, axis=1)
+        table["phase1_episodes"] = model.mechanism.phase1_episodes
+    return table

@@ -17,7 +17,7 @@ from market_abm.agents import LearningAgent, Principal
 from market_abm.core import TabularEnv, TabularMDP, make_learner, make_mechanism
 from market_abm.core.validation import check_int
 from market_abm.environments.registry import make_environment
-from market_abm.metrics import summarise
+from market_abm.metrics import max_error, phase1_errors, summarise
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
 
@@ -37,21 +37,24 @@ class MarketModel(mesa.Model):
     def __init__(self, scenario="pollution", n_agents=1, graph="watts_strogatz", mechanism="two_phase",
                  scheme="fine", learner="contract_aware", mdp=None, rng=None, graph_params=None,
                  scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
-                 agent_snapshot_every=0):
+                 agent_snapshot_every=0, shared_principal=False):
         super().__init__(rng=rng)
         self.scenario_name = "custom" if mdp is not None else scenario
         if mdp is not None:
             if not isinstance(mdp, TabularMDP):
                 raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
-            self.env = TabularEnv(mdp, check_int("n_agents", n_agents, low=1))
+            self.env = TabularEnv(mdp, check_int("n_agents", n_agents, low=1), shared_principal)
         else:
             self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0],
                                         graph_params or {}, scenario_params or {})
         env = self.env
-        self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents, "graph": graph if mdp is None else None,
-                         "mechanism": mechanism, "scheme": scheme, "learner": learner}
+        self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
+                         "graph": graph if mdp is None and isinstance(graph, str) else None,
+                         "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
+                         "scheme": scheme}
         self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
                                     self.rng, **(learner_params or {}))
+        self.settings["learner"] = self.learner.name
         self.mechanism = make_mechanism(mechanism, env, scheme, **(mechanism_params or {}))
         if benchmark:
             self.benchmarks = env.welfare_benchmarks(self.rng.spawn(1)[0])
@@ -66,7 +69,10 @@ class MarketModel(mesa.Model):
         self.private_rewards, self.external_rewards, self.transfers = np.zeros(n), np.zeros(n), np.zeros(n)
         self.transfers_received = np.zeros(n)
         self.action_shares = np.zeros(env.n_actions)
+        self.target_share = np.nan  # share of agents taking the target action this step
         self.h, self.episode, self.cumulative_regret = 0, 0, 0.0
+        self.step_h = self.step_episode = 0  # the step and episode the last collected step belonged to
+        self.episode_open = False  # begin_episode has run (by step, or early by an RL env's reset)
         self.step_welfare = self.step_transfers = 0.0
         self.expected_welfare = np.nan
         self.episode_log, self.replica_welfare = [], []
@@ -94,10 +100,10 @@ class MarketModel(mesa.Model):
 
     def model_reporters(self):
         reporters = {
-            "episode": "episode", "h": "h", "phase": "phase", "welfare": "step_welfare",
+            "episode": "step_episode", "h": "step_h", "phase": "phase", "welfare": "step_welfare",
             "benchmark_welfare": "step_benchmark", "transfers": "step_transfers",
             "cumulative_regret": "cumulative_regret", "expected_welfare": "expected_welfare",
-            "mean_state": "mean_state",
+            "mean_state": "mean_state", "share_target": "target_share",
         }
         for a, name in enumerate(self.env.action_names):
             reporters[f"share_{name}"] = lambda m, a=a: float(m.action_shares[a])
@@ -111,11 +117,22 @@ class MarketModel(mesa.Model):
     def mean_state(self):
         return float(self.states.mean())
 
+    def target_actions(self):
+        """The action the institution steers towards at each `(group, h, s)`, `(G, H, S)`: the two-phase
+        mechanism's Phase 2 target where it has one, else the environment's desirable (subsidised) action."""
+        env, mechanism = self.env, self.mechanism
+        target = np.full((env.n_groups, env.horizon, env.n_states), env.subsidised_action)
+        if self.phase == 2 and hasattr(mechanism, "targets"):
+            steered = mechanism.targets[:, mechanism.scheme.cell_of]  # (G, H, S, A)
+            target = np.where(steered.any(axis=-1), steered.argmax(axis=-1), target)
+        return target
+
     # --- one step -------------------------------------------------------------------------------
     def step(self):
         """Advance every agent by one time step."""
         env, h = self.env, self.h
-        if h == 0:
+        self.step_episode, self.step_h = self.episode, h
+        if not self.episode_open:
             self.begin_episode()
         states = self.states
         self.actions = self.learner.act(h, states)
@@ -141,15 +158,18 @@ class MarketModel(mesa.Model):
         self.states = self.env.reset(self.rng)
         self.posted = self.mechanism.schedule()
         self.learner.begin_episode(self.posted, self.env.groups)
-        welfare = self.env.expected_welfare(self.learner.behaviour_policy())
+        exact = self.env.agents_independent and self.env.local_mdp() is not None
+        welfare = self.env.expected_welfare(self.learner.behaviour_policy()) if exact else None
         self.agent_expected_welfare = welfare
         self.expected_welfare = np.nan if welfare is None else float(welfare.mean())
+        self.episode_open = True
 
     def settle(self, h, states):
         """Pay the posted transfer for the action taken; welfare counts only `r + u` (transfers cancel)."""
         self.transfers = self.posted[self.env.groups, h, states, self.actions]
         self.transfers_received += self.transfers
         self.action_shares = np.bincount(self.actions, minlength=self.env.n_actions) / self.env.n_agents
+        self.target_share = float(np.mean(self.actions == self.target_actions()[self.env.groups, h, states]))
         self.step_welfare = float((self.private_rewards + self.external_rewards).mean())
         self.step_transfers = float(self.transfers.mean())
         self._episode_totals += (self.step_welfare, self.step_transfers, float(self.private_rewards.mean()))
@@ -166,6 +186,7 @@ class MarketModel(mesa.Model):
             self.replica_welfare.append(self.agent_expected_welfare)
         self._episode_totals[:] = 0.0
         self.episode += 1
+        self.episode_open = False
         self.mechanism.end_episode()
 
     # --- running and results -----------------------------------------------------------------
@@ -213,6 +234,7 @@ class MarketModel(mesa.Model):
         """The figures of `summary.json`: welfare benchmarks, gap closed, regret and its slope, transfers."""
         out = summarise(self.episodes_frame(), self.benchmarks)
         out.update(self.mechanism.summary())
+        out.update(self.env.summary_extras(self))
         out.update(self.phase1_error())
         out.update({k: v for k, v in self.settings.items() if v is not None})
         out["benchmark"] = self.benchmarks["benchmark"]
@@ -220,10 +242,12 @@ class MarketModel(mesa.Model):
 
     def phase1_error(self):
         """Max over searched cells of `|tau_hat - exact counterpart|`, where the exact model is known."""
-        from market_abm.metrics import phase1_errors
+        errors = self.phase1_error_table()
+        return {} if errors is None else {"phase1_max_abs_error": float(max_error(errors))}
 
+    def phase1_error_table(self):
+        """Phase 1 estimation errors per group and cell, or None without an exact model or estimates."""
         mdp = self.env.local_mdp()
-        if mdp is None or not hasattr(self.mechanism, "tau_hat"):
-            return {}
-        errors = phase1_errors(self.mechanism, mdp)
-        return {"phase1_max_abs_error": float(np.max(errors)) if errors.size else np.nan}
+        if mdp is None or not hasattr(self.mechanism, "phase1_estimates"):
+            return None
+        return phase1_errors(self.mechanism, mdp)

@@ -282,9 +282,11 @@ def test_same_seed_gives_identical_output(fast_runs):
     assert summary == fast_runs["two_phase"][1]
 
 
-def test_unknown_mechanism_is_rejected():
+def test_unknown_mechanism_or_parameter_is_rejected():
     with pytest.raises(ValueError, match="^mechanism: "):
         run_pricing("cartel", progress=False)
+    with pytest.raises(ValueError, match="^params: "):
+        run_pricing("none", progress=False, temperature=1.0)
 
 
 @pytest.mark.slow

@@ -88,6 +88,10 @@ class PopulationEnv:
         values = policy_evaluation(mdp.transition, mdp.welfare_reward, behaviour, self.horizon)
         return values[:, 0] @ mdp.initial
 
+    def summary_extras(self, model):
+        """Scenario-specific figures for `summary.json`, from the finished `model` (default none)."""
+        return {}
+
     agents_independent = False
 
 

@@ -89,14 +89,16 @@ class ContractAwareLearner(Learner):
         reward = self.reward_sum / seen
         best_seen = np.where(tried, reward, -np.inf).max(axis=(1, 2), keepdims=True)
         reward = np.where(tried, reward, np.where(np.isfinite(best_seen), best_seen, 0.0))
-        transition = np.where(tried[..., None], self.transition_counts / seen[..., None], 1.0 / self.n_states)
+        n, s, a = self.n_agents, self.n_states, self.n_actions
+        transition = np.where(tried[..., None], self.transition_counts / seen[..., None], 1.0 / s).reshape(n, s * a, s)
         reward = reward + self.bonus / np.sqrt(self.visits + 1.0)
-        value = np.zeros((self.n_agents, self.n_states))
+        offers = schedule[0] if len(schedule) == 1 else None  # one institution: no per-agent gather
+        value = np.zeros((n, s, 1))
         for h in range(self.horizon - 1, -1, -1):
-            q = reward + schedule[groups, h]
-            q += np.einsum("nsat,nt->nsa", transition, value)
+            q = reward + (offers[h] if offers is not None else schedule[groups, h])
+            q += (transition @ value).reshape(n, s, a)
             self.q_values[:, h] = q
-            value = q.max(axis=-1)
+            value = q.max(axis=-1)[..., None]
         self.policy = self.q_values.argmax(axis=-1).astype(np.int8)
 
     def act(self, h, states):

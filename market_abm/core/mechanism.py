@@ -130,7 +130,7 @@ class TwoPhaseMechanism(Mechanism):
     def schedule(self):
         amounts = np.where(self.probing(), self.probe, 0.0)
         if self.phase == 2:
-            steer = self.targets & (self.status == RESOLVED)
+            steer = self.targets & (self.status == RESOLVED) & np.isfinite(self.tau_hat)
             amounts = np.where(steer, self.tau_hat + self.eps, amounts)
         self.table = self.scheme.expand(amounts)
         return self.table
@@ -272,7 +272,8 @@ class TwoPhaseMechanism(Mechanism):
         transition, reward = self.principal_model()
         cost = self.scheme.expand(self.cell_costs())
         if self.scheme.single_step:
-            q, _ = backward_induction(transition, reward[:, None] - cost, self.horizon)
+            unaffordable = 1e3 * self.horizon  # keeps values finite where no action is implementable
+            q, _ = backward_induction(transition, reward[:, None] - np.minimum(cost, unaffordable), self.horizon)
             cells = np.take_along_axis(self.scheme.cell_of[None], q.argmax(axis=-1)[..., None], axis=-1)
             self.targets = np.zeros_like(self.targets)
             np.put_along_axis(self.targets, cells.reshape(self.n_groups, -1), True, axis=1)

@@ -99,8 +99,8 @@ def from_edges(n, rows, cols):
 def ring(n, rng, k=2):
     """Each node linked to its `k` nearest neighbours on a ring (`k` even)."""
     k = check_int("k", k, low=0)
-    if k % 2 or (n > 1 and k >= n):
-        raise ValueError(f"k: must be even and < n_agents, got {k}")
+    if k % 2:
+        raise ValueError(f"k: must be even, got {k}")
     nodes = np.arange(n)
     rows = np.repeat(nodes, k // 2)
     cols = (rows + np.tile(np.arange(1, k // 2 + 1), n)) % n

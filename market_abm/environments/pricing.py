@@ -432,10 +432,11 @@ class BlockTotals:
     """Running sums of per-period outcomes over a block of periods for the steps record."""
 
     def __init__(self):
-        self.sums, self.periods, self.session_means, self.regret = {}, 0, None, 0.0
+        self.sums, self.periods, self.session_means = {}, 0, None
         self.exploration, self.converged = np.nan, np.nan
 
     def add(self, outcomes, exploration):
+        """Add a chunk's per-period, per-session outcomes `(T, S)` (means over sessions are summed)."""
         for key, value in outcomes.items():
             self.sums[key] = self.sums.get(key, 0.0) + value.mean(axis=1).sum()
         self.periods += len(outcomes["price"])
@@ -444,6 +445,7 @@ class BlockTotals:
         self.exploration = float(exploration)
 
     def record(self, period, phase, round_):
+        """One steps row: block means per period per market, and the 10-90% range of session prices."""
         row = {"period": period, "phase": phase, "round": round_, "block_periods": self.periods}
         row.update({key: value / self.periods for key, value in self.sums.items()})
         per_session = self.session_means / self.periods
@@ -466,17 +468,23 @@ def oracle_rebate(tables, params):
     """Per-sale rebate computed from the known demand: the smallest that makes the target price a
     strict best reply to any rival prices and pays each firm, at the all-target profile, its share
     of the grid's maximal joint profit (the compensation for giving up collusion)."""
-    firm, m = 0, params.n_prices
-    own, rivals = tables.actions[:, firm], np.delete(tables.actions, firm, axis=1) @ (m ** np.arange(params.n_firms - 2, -1, -1))
-    profit = np.zeros((m ** (params.n_firms - 1), m))
-    share = np.zeros_like(profit)
-    profit[rivals, own], share[rivals, own] = tables.profits[:, firm], tables.shares[:, firm]
-    deviation = np.delete(profit, tables.target, axis=1).max(axis=1)
-    best_reply = np.max((deviation - profit[:, tables.target]) / share[:, tables.target])
-    all_target = np.ravel_multi_index((tables.target,) * params.n_firms, (m,) * params.n_firms)
+    profit, share = own_by_rivals(tables.profits[:, 0], tables, params), own_by_rivals(tables.shares[:, 0], tables, params)
+    target = tables.target
+    best_deviation = np.delete(profit, target, axis=0).max(axis=0)
+    best_reply = np.max((best_deviation - profit[target]) / share[target])
+    all_target = np.ravel_multi_index((target,) * params.n_firms, (params.n_prices,) * params.n_firms)
     collusive = tables.profits.sum(axis=1).max() / params.n_firms
-    compensation = (collusive - tables.profits[all_target, firm]) / tables.shares[all_target, firm]
+    compensation = (collusive - tables.profits[all_target, 0]) / tables.shares[all_target, 0]
     return float(max(best_reply, compensation, 0.0))
+
+
+def own_by_rivals(values, tables, params):
+    """Firm 0's per-profile `values (J,)` as a table `(own price, rivals' profile)`; firms are symmetric."""
+    m, n = params.n_prices, params.n_firms
+    rivals = tables.actions[:, 1:] @ (m ** np.arange(n - 2, -1, -1))
+    table = np.empty((m, m ** (n - 1)))
+    table[tables.actions[:, 0], rivals] = values
+    return table
 
 
 def acceptance_by_level(outcomes):
@@ -596,6 +604,9 @@ def run_pricing(mechanism="none", n_agents=2, sessions=32, rng=None, max_periods
     """
     check_choice("mechanism", mechanism, MECHANISMS)
     sessions = check_int("sessions", sessions, low=1)
+    unknown = (set(params) - {f.name for f in dataclasses.fields(PricingParams)}) | ({"n_firms"} & set(params))
+    if unknown:
+        raise ValueError(f"params: unknown pricing parameters {sorted(unknown)} (firms are set by n_agents)")
     if max_periods is not None:
         params["max_periods"] = max_periods
     run = PricingRun(PricingParams(n_firms=n_agents, **params), sessions, as_seed_sequence(rng), progress)
@@ -617,6 +628,7 @@ def summarise(run, mechanism, final, baseline, steps):
     gap = t.optimal_welfare - lf
     summary = {
         "scenario": "pricing", "mechanism": mechanism, "n_agents": p.n_firms, "sessions": run.sessions,
+        "seed_entropy": int(run.seeds.entropy),
         "profit_gain": float(final["profit_gain"].mean()),
         "mean_price": float(final["price"].mean()),
         "consumer_surplus": float(final["consumer_surplus"].mean()),

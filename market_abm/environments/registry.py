@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from market_abm.environments.graphs import make_topology
+from market_abm.environments.insurance import InsuranceEnv, InsuranceParams
 from market_abm.environments.pollution import PollutionEnv, PollutionParams
 
 
@@ -11,7 +12,23 @@ def pollution(n_agents, topology, **params):
     return PollutionEnv(topology, scenario_params(PollutionParams, params))
 
 
-SCENARIOS = {"pollution": pollution}
+def insurance(n_agents, topology, **params):
+    """Insured households choosing prevention against contagious losses (see `environments.insurance`)."""
+    return InsuranceEnv(topology, scenario_params(InsuranceParams, params))
+
+
+SCENARIOS = {"pollution": pollution, "insurance": insurance}
+
+
+def pricing(**kwargs):
+    """Q-learning pricing algorithms in repeated markets (see `environments.pricing`): an infinite-horizon
+    discounted game run by its own vectorised session engine rather than `MarketModel`."""
+    from market_abm.environments.pricing import run_pricing
+
+    return run_pricing(**kwargs)
+
+
+SESSION_SCENARIOS = {"pricing": pricing}
 
 
 def scenario_params(cls, params):

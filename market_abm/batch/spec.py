@@ -1,0 +1,291 @@
+"""A sweep specification: one TOML file naming the scenario, the steps per run, the seeds, fixed
+`MarketModel` parameters, and an optional `[grid]` of lists whose product is swept.
+
+    scenario = "pollution"          # a registered scenario (or swept in [grid])
+    steps = 600                     # time steps per run, >= 1
+    seeds = [0, 1, 2, 3]            # every grid point runs once per seed
+    n_agents = 16                   # fixed MarketModel keywords: n_agents, graph, mechanism,
+    graph = "ring"                  #   scheme, learner (the CLI `run` calls n_agents --agents)
+    [scenario_params]               # tables passed as graph_params, scenario_params,
+    damage_share = 0.25             #   learner_params, mechanism_params
+    [grid]                          # lists; the sweep is their product x seeds
+    mechanism = ["none", "two_phase"]
+    scenario_params.decay = [0.2, 0.3]
+
+The whole spec is checked before anything is written: every key, type and range, and every grid
+point is built once (without its welfare benchmarks) so that scenario and graph parameters fail
+here, as a one-line `ValueError` naming the field, rather than half-way through a sweep.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES
+from market_abm.core.validation import check_int
+from market_abm.environments.graphs import GRAPHS
+
+SCALARS = ("scenario", "n_agents", "graph", "mechanism", "scheme", "learner")
+TABLES = ("graph_params", "scenario_params", "learner_params", "mechanism_params")
+SETTINGS = ("steps", "seeds", "description", "grid")
+DEFAULTS = {"n_agents": 1, "graph": "watts_strogatz", "mechanism": "two_phase", "scheme": "fine",
+            "learner": "contract_aware"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep: `MarketModel(**model_params, rng=seed).run_steps(steps)`.
+
+    Attributes:
+        run_id: a stable hash of (params, seed), the run's file name and its key on resume.
+        params: every MarketModel keyword (defaults filled in) plus `steps`.
+        seed: the model's seed.
+        labels: the dataset's parameter columns: the scalar parameters and any swept table entry
+            (as `table.key`).
+    """
+
+    run_id: str
+    params: dict
+    seed: int
+    labels: dict
+
+    def task(self):
+        """The run as plain data, for a worker process or a Dask worker."""
+        return {"run_id": self.run_id, "params": self.params, "seed": self.seed, "labels": self.labels}
+
+
+def run_id(params, seed):
+    """A stable 16-hex-digit hash of a run's parameters and seed."""
+    text = json.dumps({"params": params, "seed": seed}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep specification.
+
+    Attributes:
+        data: the parsed TOML, as written (recorded in the manifest).
+        text: the TOML text; `source` names where it came from (for messages).
+        steps, seeds: time steps per run and the seeds.
+        fixed: the fixed MarketModel keywords (defaults filled in).
+        grid: swept values by dotted key (`mechanism`, `scenario_params.decay`), in file order.
+    """
+
+    data: dict
+    text: str
+    source: str
+    steps: int
+    seeds: tuple
+    fixed: dict
+    grid: dict
+
+    def runs(self):
+        """Every run: the grid's product (in file order), each once per seed."""
+        runs = []
+        for point in grid_points(self.grid):
+            params = apply_point(self.fixed, point)
+            params["steps"] = self.steps
+            labels = {key: params[key] for key in SCALARS}
+            labels.update({key: label_value(value) for key, value in sorted(point.items()) if "." in key})
+            runs.extend(Run(run_id(params, seed), params, seed, labels) for seed in self.seeds)
+        return runs
+
+    @property
+    def swept(self):
+        """The swept keys (dataset columns beyond the scalar parameters are the swept table entries)."""
+        return list(self.grid)
+
+
+def grid_points(grid):
+    """Every combination of grid values, as `{dotted key: value}`, first key slowest."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
+
+
+def apply_point(fixed, point):
+    """The fixed parameters with one grid point's values set (deep copies of the tables)."""
+    params = {key: dict(value) if key in TABLES else value for key, value in fixed.items()}
+    for key, value in point.items():
+        table, _, entry = key.partition(".")
+        if entry:
+            params[table][entry] = value
+        else:
+            params[key] = value
+    return params
+
+
+def label_value(value):
+    """A swept table value as a dataset cell: scalars as they are, lists and tables as JSON text."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def load_spec(path):
+    """Read and validate a sweep spec file; bad input is a one-line `ValueError` naming the field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ValueError(f"spec: cannot read {os.fspath(path)!r}: {err.strerror}") from None
+    return parse_spec(text, source=path.name)
+
+
+def parse_spec(text, source="spec"):
+    """Parse and validate TOML text into a `SweepSpec` (see the module docstring for the keys)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{source}: malformed TOML: {err}") from None
+    try:
+        spec = validate(data, text, source)
+        check_models(spec)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
+    return spec
+
+
+def validate(data, text, source):
+    """Check every key, type and range of the parsed spec; returns the `SweepSpec`."""
+    known = SETTINGS + SCALARS + TABLES
+    for key in data:
+        if key not in known:
+            raise ValueError(f"{key}: unknown key{hint(key, known)}")
+    if "steps" not in data:
+        raise ValueError("steps: required (time steps per run)")
+    steps = check_int("steps", data["steps"], low=1)
+    seeds = check_seeds(data.get("seeds"))
+    if not isinstance(data.get("description", ""), str):
+        raise ValueError("description: must be a string")
+    fixed = {key: check_scalar(key, data[key]) for key in SCALARS if key in data}
+    for key in TABLES:
+        fixed[key] = check_table(key, data.get(key, {}))
+    grid = check_grid(data.get("grid", {}), fixed)
+    if "scenario" not in fixed and "scenario" not in grid:
+        raise ValueError("scenario: required (one of " + ", ".join(sorted(scenarios())) + ")")
+    fixed = {**DEFAULTS, **fixed}
+    return SweepSpec(data, text, source, steps, tuple(seeds), fixed, grid)
+
+
+def check_seeds(seeds):
+    if seeds is None:
+        raise ValueError("seeds: required (a non-empty list of integers >= 0)")
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"seeds: must be a non-empty list of integers >= 0, got {seeds!r}")
+    for i, seed in enumerate(seeds):
+        check_int(f"seeds[{i}]", seed, low=0)
+    duplicate = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+    if duplicate is not None:
+        raise ValueError(f"seeds: {duplicate} appears twice")
+    return seeds
+
+
+def check_scalar(name, value):
+    """One scalar MarketModel keyword: its type, and a registered name where there is a registry."""
+    key = name.rpartition(".")[2].partition("[")[0]
+    if key == "n_agents":
+        return check_int(name, value, low=1)
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: must be a string, got {value!r}")
+    choices = {"scenario": scenarios(), "mechanism": MECHANISMS, "scheme": SCHEMES, "learner": LEARNERS,
+               "graph": GRAPHS}[key]
+    if value not in choices and not (key == "graph" and os.path.exists(value)):
+        extra = " or an edge-list file" if key == "graph" else ""
+        raise ValueError(f"{name}: must be one of {sorted(choices)}{extra}, got {value!r}")
+    return value
+
+
+def check_table(name, table):
+    """A parameter table: a TOML table of plain values (numbers, strings, booleans, lists, tables)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{name}: must be a table, got {table!r}")
+    for key, value in table.items():
+        check_plain(f"{name}.{key}", value)
+    return dict(table)
+
+
+def check_plain(name, value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_plain(f"{name}.{key}", item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_plain(f"{name}[{i}]", item)
+    elif not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"{name}: dates and times are not model parameters, got {value!r}")
+
+
+def check_grid(grid, fixed):
+    """The `[grid]` table: non-empty lists of distinct values for scalar keys and table entries."""
+    if not isinstance(grid, dict):
+        raise ValueError(f"grid: must be a table of lists, got {grid!r}")
+    flat = {}
+    for key, value in grid.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise ValueError(f"grid.{key}: must be a table of lists, e.g. grid.{key}.name = [1, 2]")
+            for entry, values in value.items():
+                name = f"{key}.{entry}"
+                flat[name] = check_values(f"grid.{name}", values, lambda n, v: check_plain(n, v) or v)
+                if entry in fixed[key]:
+                    raise ValueError(f"grid.{name}: also set as a fixed parameter in [{key}]")
+        elif key in SCALARS:
+            flat[key] = check_values(f"grid.{key}", value, check_scalar)
+            if key in fixed:
+                raise ValueError(f"grid.{key}: also set as a fixed parameter")
+        else:
+            raise ValueError(f"grid.{key}: unknown parameter{hint(key, SCALARS + TABLES)}")
+    return flat
+
+
+def check_values(name, values, check):
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{name}: must be a non-empty list, got {values!r}")
+    checked = [check(f"{name}[{i}]", value) for i, value in enumerate(values)]
+    for i, value in enumerate(checked):
+        if any(type(value) is type(v) and value == v for v in checked[:i]):
+            raise ValueError(f"{name}: {value!r} appears twice")
+    return checked
+
+
+def check_models(spec):
+    """Build every grid point's model once (first seed, no welfare benchmarks, nothing written), so
+    that scenario, graph, learner and mechanism parameters are checked before the sweep starts."""
+    from market_abm.model import MarketModel
+
+    for point in grid_points(spec.grid):
+        params = apply_point(spec.fixed, point)
+        where = ", ".join(f"{k}={v!r}" for k, v in point.items())
+        prefix = f"grid point {where}: " if where else ""
+        try:
+            MarketModel(**params, rng=spec.seeds[0], benchmark=False)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{prefix}{in_table(params, one_line(err))}") from None
+
+
+def one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def in_table(params, message):
+    """Name the table of a parameter the model complained about (`decay: ...` -> `scenario_params.decay: ...`)."""
+    field = message.partition(":")[0]
+    tables = [table for table in TABLES if field in params[table]]
+    return f"{tables[0]}.{message}" if len(tables) == 1 else message
+
+
+def scenarios():
+    from market_abm.environments.registry import SCENARIOS
+
+    return SCENARIOS
+
+
+def hint(key, known):
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; expected one of {', '.join(known)}"

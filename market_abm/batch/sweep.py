@@ -1,0 +1,199 @@
+"""A sweep: every run of a spec written to `DIR/runs/<run_id>.parquet`, resumable, with progress.
+
+`DIR/manifest.json` records the full spec, and per run its parameters, seed, status, package
+version, git commit, run time and `summary()`. Running the same spec on the same folder again skips
+the completed runs (a run file under its final name) and redoes the missing, failed or partial ones.
+When every run is done, `DIR/summaries.parquet` holds one row per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from market_abm.batch.backends import choose_backend, open_backend
+from market_abm.batch.runs import clean_partial, provenance, read_run_record, write_run_file
+from market_abm.batch.spec import SweepSpec, load_spec
+from market_abm.io import jsonable, write_json, write_parquet
+
+MANIFEST = "manifest.json"
+RUNS = "runs"
+SUMMARIES = "summaries.parquet"
+FORMAT = "market_abm.sweep/1"
+MANIFEST_EVERY = 10.0  # seconds between manifest updates during a sweep
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: runs in the spec, done before it started, run now, and failed (run id -> error)."""
+
+    total: int
+    skipped: int
+    ran: int
+    failed: dict
+
+    @property
+    def complete(self):
+        return not self.failed and self.skipped + self.ran == self.total
+
+
+def run_sweep(spec, out, workers=1, scheduler=None, backend=None, progress=True):
+    """Run every run of `spec` (a `SweepSpec` or a TOML path) not yet completed in folder `out`.
+
+    `workers` > 1 uses that many local processes (or a Dask LocalCluster with `backend="dask"`);
+    `scheduler` ("tcp://host:port") uses an existing Dask cluster. Returns a `SweepReport`.
+    """
+    spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    out = Path(out)
+    backend, workers = choose_backend(backend, workers, scheduler)
+    runs = spec.runs()
+    check_out(out, spec)
+    with open_backend(backend, workers, scheduler) as results, locked(out):
+        records = completed_records(out, runs)
+        todo = [run for run in runs if run.run_id not in records]
+        failed = {}
+        manifest = Manifest(out, spec, runs, records, failed)
+        manifest.write()
+        bar = progress_bar(len(runs), len(records), progress, backend, workers)
+        try:
+            for result in results([run.task() for run in todo]):
+                if "error" in result:
+                    failed[result["run_id"]] = result["error"]
+                else:
+                    write_run_file(out / RUNS / f"{result['run_id']}.parquet", result["frame"], result["record"])
+                    records[result["run_id"]] = result["record"]
+                bar.set_postfix_str(f"{len(runs) - bar.n - 1} left", refresh=False)
+                bar.update()
+                manifest.write(every=MANIFEST_EVERY)
+        finally:
+            bar.close()
+            manifest.write()
+    if len(records) == len(runs):
+        write_parquet(summaries_frame(records[run.run_id] for run in runs), out / SUMMARIES)
+    return SweepReport(len(runs), len(runs) - len(todo), len(todo) - len(failed), failed)
+
+
+def check_out(out, spec):
+    """`out` is a new folder, or the folder of a sweep of the same spec (nothing is written here)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: {os.fspath(out)!r} is a file, not a folder")
+    manifest = out / MANIFEST
+    if not manifest.exists():
+        if out.is_dir() and (out / RUNS).exists():
+            raise ValueError(f"out: {os.fspath(out)!r} has a runs folder but no {MANIFEST}")
+        return
+    try:
+        recorded = json.loads(manifest.read_text())["spec"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"out: cannot read the sweep manifest {os.fspath(manifest)!r}") from None
+    if recorded != jsonable(spec.data):
+        raise ValueError(f"out: {os.fspath(out)!r} holds a sweep of another spec; use a new folder")
+
+
+@contextlib.contextmanager
+def locked(out):
+    """Hold `out/.lock` while sweeping, so two sweeps never write the same folder (released on any exit)."""
+    (out / RUNS).mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"out: another sweep is writing to {os.fspath(out)!r}") from None
+        yield
+
+
+def completed_records(out, runs):
+    """The records of runs already completed in `out`; partial and unreadable files are removed."""
+    clean_partial(out / RUNS)
+    records = {}
+    for run in runs:
+        path = out / RUNS / f"{run.run_id}.parquet"
+        if not path.exists():
+            continue
+        record = read_run_record(path)
+        if record is not None and record.get("run_id") == run.run_id:
+            records[run.run_id] = record
+        else:
+            os.remove(path)
+    return records
+
+
+class Manifest:
+    """`DIR/manifest.json`: the spec, and each run's parameters, seed, status and record."""
+
+    def __init__(self, out, spec, runs, records, failed):
+        self.path, self.spec, self.runs = out / MANIFEST, spec, runs
+        self.records, self.failed = records, failed
+        self.written = 0.0
+
+    def write(self, every=0.0):
+        if time.monotonic() - self.written < every:
+            return
+        write_json(self.content(), self.path)
+        self.written = time.monotonic()
+
+    def content(self):
+        runs = [self.entry(run) for run in self.runs]
+        return {"format": FORMAT, "spec": self.spec.data, "spec_toml": self.spec.text,
+                "spec_source": self.spec.source, "written_by": provenance(),
+                "runs_total": len(runs), "runs_done": len(self.records), "runs": runs}
+
+    def entry(self, run):
+        entry = {"run_id": run.run_id, "seed": run.seed, "params": run.params, "labels": run.labels}
+        record = self.records.get(run.run_id)
+        if record is not None:
+            entry["status"] = "done"
+            entry.update({k: v for k, v in record.items() if k not in entry})
+        elif run.run_id in self.failed:
+            entry["status"] = "failed"
+            entry["error"] = self.failed[run.run_id]
+        else:
+            entry["status"] = "pending"
+        return entry
+
+
+def progress_bar(total, done, enabled, backend, workers):
+    from tqdm.auto import tqdm
+
+    where = "serial" if backend == "serial" else f"{backend} x{workers}"
+    bar = tqdm(total=total, initial=done, unit="run", desc=f"sweep ({where})", disable=not enabled,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs done{postfix} "
+                          "[{elapsed} elapsed, {remaining} to go]", postfix=f"{total - done} left")
+    return bar
+
+
+def summaries_frame(records):
+    """One row per run: its parameter columns, seed, and the scalar figures of its `summary()`."""
+    rows = []
+    for record in records:
+        row = {"run_id": record["run_id"], **record["labels"], "seed": record["seed"]}
+        row.update({k: v for k, v in record["summary"].items()
+                    if k not in row and (v is None or isinstance(v, (int, float, str, bool)))})
+        row["seconds"] = record.get("seconds")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_manifest(folder):
+    """The manifest of the sweep in `folder` (a one-line `ValueError` if there is none)."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"dir: no sweep in {os.fspath(folder)!r} (no {MANIFEST})") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"dir: cannot read {os.fspath(path)!r}: {err}") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"dir: {os.fspath(path)!r} is not a market_abm sweep manifest")
+    return manifest

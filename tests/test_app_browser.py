@@ -1,0 +1,162 @@
+"""End-to-end: the visualizer served by `solara run visualization/app.py`, driven in headless Chromium.
+
+Debian's chromium is driven by Playwright (`executable_path`); the page's front end comes from the
+filled Solara asset cache (`market-abm viz --fetch-assets`) and every non-loopback request is
+blocked. Locally the tests skip when Chromium is missing; under CI they fail instead.
+"""
+
+import re
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from browser_support import SolaraServer, skip_or_fail
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "visualization" / "app.py"
+SCREENSHOT = ROOT / "docs" / "app.png"
+SEED = "Seed (a whole number >= 0)"
+AGENTS = "Number of agents (1 to 2000)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app, served offline from the filled asset cache, for the whole module."""
+    from market_abm.viz_assets import AssetFetchError, fetch_assets
+
+    try:
+        cache = fetch_assets(progress=False)
+    except AssetFetchError as err:
+        skip_or_fail(f"could not fill the Solara asset cache (run `market-abm viz --fetch-assets`): {err}")
+    log = tmp_path_factory.mktemp("solara") / "solara.log"
+    with SolaraServer(APP, log, cache_dir=cache, cwd=ROOT, production=True) as running:  # no reloader
+        yield running
+    misses = re.findall(r"Could not load URL: '([^']+)'", running.log())
+    assert not misses, f"front-end assets missing from the cache {cache}: {misses}"
+
+
+@pytest.fixture
+def open_page(chromium_browser, server):
+    """Open the app in a fresh browser context (a new session); only loopback requests are allowed."""
+    contexts, external = [], []
+
+    def only_loopback(route):
+        if (urlsplit(route.request.url).hostname or "") in ("127.0.0.1", "localhost", "::1"):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    def opened(width=1280, height=900):
+        context = chromium_browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        context.route("**/*", only_loopback)
+        page = context.new_page()
+        page.goto(server.url)
+        try:
+            page.get_by_role("button", name="Step", exact=True).wait_for(timeout=60_000)
+            time_shown(page, 0)
+            plots(page).nth(4).wait_for(timeout=30_000)
+        except Exception:
+            pytest.fail(f"the page did not render; server log:\n{server.log_tail()}")
+        return page
+
+    yield opened
+    for context in contexts:
+        context.close()
+    assert not external, f"the page tried to reach the network: {external}"
+
+
+def plots(page):
+    """The network view and the four time plots (matplotlib images), in page order."""
+    return page.locator("img.widget-image")
+
+
+def time_shown(page, steps, timeout=30_000):
+    page.get_by_text(re.compile(rf"^\s*Time: {steps}(\.0)?\s*$")).wait_for(timeout=timeout)
+
+
+def time_now(page):
+    """The model time the page shows."""
+    text = page.get_by_text(re.compile(r"^\s*Time: \d+(\.0)?\s*$")).inner_text()
+    return int(float(text.split(":")[1]))
+
+
+def press_step(page, times=1, start=0):
+    step = page.get_by_role("button", name="Step", exact=True)
+    for k in range(1, times + 1):
+        step.click()
+        time_shown(page, start + k)
+
+
+def type_control(page, label, text):
+    field = page.get_by_label(label)
+    field.fill(text)
+    field.press("Enter")
+
+
+def settled_images(page, n=5, timeout=15.0):
+    """Screenshots of the page's images once two consecutive rounds agree (redraws have landed)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        shots = [plots(page).nth(i).screenshot() for i in range(n)]
+        if shots == last:
+            return shots
+        last = shots
+        page.wait_for_timeout(300)
+    return last
+
+
+def test_step_five_times_changes_every_plot(open_page, tmp_path):
+    page = open_page()
+    page.get_by_text("Phase 1: estimating transfers").wait_for()
+    before = settled_images(page)
+    press_step(page, 5)
+    after = settled_images(page)
+    page.screenshot(path=tmp_path / "after_five_steps.png", full_page=True)
+    changed = [a != b for a, b in zip(after, before)]
+    assert changed == [True] * 5, f"after five steps, [network, welfare, regret, transfers, target] changed: {changed}"
+
+
+def test_bad_control_shows_a_message_and_the_server_keeps_serving(open_page, server):
+    page = open_page()
+    type_control(page, SEED, "abc")
+    page.get_by_role("button", name="Reset", exact=True).click()
+    page.get_by_text("seed: must be a whole number, got 'abc'").first.wait_for(timeout=30_000)
+    type_control(page, SEED, "42")
+    type_control(page, AGENTS, "0")
+    page.get_by_role("button", name="Reset", exact=True).click()
+    page.get_by_text("n_agents: must be in [1, 2000], got 0").first.wait_for(timeout=30_000)
+
+    again = open_page()  # the next request: a new session on the same server
+    press_step(again, 1)
+    type_control(page, AGENTS, "20")  # and the first page recovers with good values
+    page.get_by_role("button", name="Reset", exact=True).click()
+    page.get_by_text("20 agents on watts_strogatz").wait_for(timeout=30_000)
+    press_step(page, 1)
+    assert page.get_by_text("Cannot build the model").count() == 0
+    assert "Traceback" not in server.log(), server.log_tail()
+
+
+@pytest.mark.slow
+def test_readme_screenshot(open_page):
+    """Writes docs/app.png: the default model stepped into Phase 2 (`pytest -m slow -k readme_screenshot`)."""
+    page = open_page(1400, 1500)
+    interval = page.get_by_role("slider").nth(1)  # Render Interval: steps per press of Step
+    interval.focus()
+    interval.press("End")
+    presses_after_phase2 = 6
+    while presses_after_phase2 and time_now(page) < 5000:
+        start = time_now(page)
+        page.get_by_role("button", name="Step", exact=True).click()
+        while time_now(page) == start:
+            page.wait_for_timeout(200)
+        if page.get_by_text("Phase 2: steering").count():
+            presses_after_phase2 -= 1
+    settled_images(page)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    assert SCREENSHOT.stat().st_size > 50_000

@@ -1,0 +1,60 @@
+"""The `market-abm run` command: outputs, reproducibility, and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from market_abm.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "market_abm.cli", *args], capture_output=True, text=True)
+
+
+def test_run_writes_episodes_steps_and_summary(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "pollution", "--seed", "0", "--episodes", "300", "--out", str(out), "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == {"episodes.parquet", "steps.parquet", "summary.json"}
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("optimal_welfare", "laissez_faire_welfare", "final_welfare", "gap_closed", "regret_slope",
+                "total_welfare_regret", "transfers_per_episode", "phase1_episodes"):
+        assert key in summary
+    assert len(pd.read_parquet(out / "episodes.parquet")) == 300
+
+
+def test_fixed_seed_gives_identical_episodes_parquet(tmp_path):
+    for name in ("a", "b"):
+        assert main(["run", "pollution", "--seed", "7", "--episodes", "200", "--out", str(tmp_path / name),
+                     "--quiet"]) == 0
+    assert (tmp_path / "a" / "episodes.parquet").read_bytes() == (tmp_path / "b" / "episodes.parquet").read_bytes()
+
+
+def test_network_run_writes_agent_snapshots(tmp_path):
+    out = tmp_path / "net"
+    assert main(["run", "pollution", "--agents", "16", "--graph", "ring", "--steps", "30", "--seed", "1",
+                 "--agents-every", "10", "--out", str(out), "--quiet"]) == 0
+    agents = pd.read_parquet(out / "agents.parquet")
+    assert len(agents) == 3 * 16 and set(agents["step"]) == {10, 20, 30}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "x"], "--seed"),
+    (["--seed", "0", "--agents", "0"], "--agents"),
+    (["--seed", "0", "--episodes", "-5"], "--episodes"),
+    (["--seed", "0", "--mechanism", "bribe"], "--mechanism"),
+    (["--seed", "0", "--graph", "moebius"], "graph"),
+    (["--seed", "0", "--agents", "10", "--graph", "ring", "--graph-params", '{"k": 3}'], "k"),
+    (["--seed", "0", "--mechanism-params", '{"tol": 0}'], "tol"),
+    (["--seed", "0", "--mechanism-params", "[1]"], "--mechanism-params"),
+    (["--seed", "0", "--scenario-params", '{"decay": "fast"}'], "decay"),
+])
+def test_bad_arguments_exit_2_with_one_line_and_write_nothing(tmp_path, args, needle):
+    out = tmp_path / "never"
+    result = run_cli("run", "pollution", "--out", str(out), "--quiet", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr
+    assert not out.exists()
