@@ -19,7 +19,7 @@ class LearningAgent(FixedAgent):
         row: index of this agent in the population arrays.
         state, action: its local state and its last action.
         last_reward, last_transfer: its private reward and the transfer received in the last step.
-        policy: its current greedy policy `(H, S)`; `q_values` where the learner keeps them.
+        policy: its current greedy policy `(H, S)`; `q_values` `(H, S, A)` where the learner keeps them.
     """
 
     def __init__(self, model, row):
@@ -48,7 +48,9 @@ class LearningAgent(FixedAgent):
 
     @property
     def q_values(self):
-        return getattr(self.model.learner, "q_values", getattr(self.model.learner, "q", None))[self.row]
+        """Action values `(H, S, A)` for learners that keep them (model-free ones), else None."""
+        q = getattr(self.model.learner, "q", None)
+        return None if q is None else q[self.row, : self.model.env.horizon]
 
 
 class Principal(mesa.Agent):

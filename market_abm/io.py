@@ -50,3 +50,16 @@ def jsonable_scalar(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def markdown_table(table):
+    """A frame as a GitHub Markdown table (numbers to 4 significant digits)."""
+    return table.to_markdown(floatfmt=".4g") + "\n"
+
+
+def write_table(table, out, name):
+    """A results table as `out/name.csv` and `out/name.md`, atomically; returns the Markdown."""
+    markdown = markdown_table(table)
+    atomic_write(Path(out) / f"{name}.csv", lambda tmp: table.to_csv(tmp))
+    atomic_write(Path(out) / f"{name}.md", lambda tmp: Path(tmp).write_text(markdown))
+    return markdown

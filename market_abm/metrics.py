@@ -34,12 +34,12 @@ def gap_closed(final, optimal, laissez_faire):
     return float((final - laissez_faire) / gap) if abs(gap) > 1e-12 else np.nan
 
 
-def regret_slope(cumulative_regret):
-    """Slope of log cumulative regret against log episode over the last decade of episodes
-    (1 = linear growth; below 1 = sublinear)."""
+def regret_slope(cumulative_regret, time=None):
+    """Slope of log cumulative regret against log time (episode `1..K` by default) over the last
+    decade of time (1 = linear growth; below 1 = sublinear)."""
     regret = np.asarray(cumulative_regret, float)
-    k = np.arange(1, regret.size + 1)
-    window = (k >= max(regret.size / 10, 1)) & (regret > 0)
+    k = np.arange(1, regret.size + 1) if time is None else np.asarray(time, float)
+    window = (k >= max(k[-1] / 10, 1) if k.size else k > 0) & (regret > 0)
     if window.sum() < 2:
         return np.nan
     return float(np.polyfit(np.log(k[window]), np.log(regret[window]), 1)[0])

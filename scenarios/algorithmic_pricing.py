@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from market_abm.io import write_table  # noqa: E402
 from market_abm.environments.pricing import run_pricing  # noqa: E402
 
 # A small economy for smoke runs: 5 prices, exploration gone after ~10^4 periods.
@@ -73,14 +74,6 @@ def results_table(runs):
     rows = {mechanism: {label: summary.get(key, 0.0) for key, label in COLUMNS.items()}
             for mechanism, (_, summary) in runs.items()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("mechanism")
-
-
-def markdown(table):
-    """The table as GitHub Markdown (no optional dependency)."""
-    header = "| " + " | ".join([table.index.name, *table.columns]) + " |"
-    rule = "|" + "---|" * (len(table.columns) + 1)
-    body = ["| " + " | ".join([str(name), *(f"{v:.4g}" for v in row)]) + " |" for name, row in table.iterrows()]
-    return "\n".join([header, rule, *body]) + "\n"
 
 
 def shade_search(ax, steps):
@@ -137,10 +130,8 @@ def main(argv=None):
     for mechanism, (steps, _) in runs.items():
         steps.to_parquet(args.out / f"steps_{mechanism}.parquet")
     table = results_table(runs)
-    table.to_csv(args.out / "algorithmic_pricing.csv")
-    (args.out / "algorithmic_pricing.md").write_text(markdown(table))
     plot(runs, args.out / "algorithmic_pricing.png")
-    print(markdown(table))
+    print(write_table(table, args.out, "algorithmic_pricing"))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from market_abm.io import markdown_table  # noqa: E402
 from market_abm import MarketModel  # noqa: E402
 from market_abm.environments.insurance import InsuranceParams  # noqa: E402
 
@@ -105,16 +106,6 @@ def mechanism_table(summaries):
     return summaries.groupby("mechanism", sort=False)[list(COLUMNS)].mean().rename(columns=COLUMNS)
 
 
-def markdown(table):
-    """A frame as a GitHub Markdown table (index included)."""
-    table = table.reset_index()
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "---|" * len(table.columns)
-    cell = lambda v: f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
 def colour(mechanism):
     """One colour per mechanism across the panels."""
     return f"C{MECHANISMS.index(mechanism)}"
@@ -166,8 +157,8 @@ def main(argv=None):
     sweep.to_csv(args.out / "insurance_deductible.csv", index=False)
     default = InsuranceParams()
     text = (f"## Mechanisms ({args.agents} households, {args.graph}, {args.episodes} episodes, seeds {args.seeds}; "
-            f"deductible {default.deductible})\n\n{markdown(table)}\n"
-            f"## Deductible sweep (seed {args.seeds[0]})\n\n{markdown(sweep.set_index('deductible'))}")
+            f"deductible {default.deductible})\n\n{markdown_table(table)}\n"
+            f"## Deductible sweep (seed {args.seeds[0]})\n\n{markdown_table(sweep.set_index('deductible'))}")
     (args.out / "insurance_contagion.md").write_text(text)
     plot(summaries, episodes, sweep, args.out / "insurance_contagion.png")
     print(text)

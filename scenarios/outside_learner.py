@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from market_abm.io import write_table  # noqa: E402
 from market_abm.model import MarketModel  # noqa: E402
 from market_abm.results import write_run  # noqa: E402
 from market_abm.rl import parallel_env  # noqa: E402
@@ -145,14 +146,6 @@ def results_table(runs):
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("learner / mechanism").astype(float)
 
 
-def markdown(table):
-    """The table as GitHub Markdown (no optional dependency)."""
-    header = "| " + " | ".join([table.index.name, *table.columns]) + " |"
-    rule = "|" + "---|" * (len(table.columns) + 1)
-    body = ["| " + " | ".join([str(name), *(f"{v:.4g}" for v in row)]) + " |" for name, row in table.iterrows()]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
 def plot(runs, path, window=100):
     fig, (welfare_ax, regret_ax) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for label, (model, _) in runs.items():
@@ -189,10 +182,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     runs = run_all(args)
     table = results_table(runs)
-    table.to_csv(args.out / "outside_learner.csv")
-    (args.out / "outside_learner.md").write_text(markdown(table))
     plot(runs, args.out / "outside_learner.png")
-    print(markdown(table))
+    print(write_table(table, args.out, "outside_learner"))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from market_abm import MarketModel  # noqa: E402
 from market_abm.environments.pollution import single_node_mdp  # noqa: E402
+from market_abm.io import write_table  # noqa: E402
 from market_abm.metrics import replica_summaries  # noqa: E402
 
 MODEL_FREE_PHASE1 = {"react_episodes": 20, "min_visits": 6, "max_wait": 150}
@@ -95,10 +96,8 @@ def main(argv=None):
     summary.columns = [f"{name} {stat}" for name, stat in summary.columns]
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "pollution_control_replicas.csv", index=False)
-    summary.to_csv(args.out / "pollution_control.csv")
-    (args.out / "pollution_control.md").write_text(summary.to_markdown() + "\n")
     plot(pd.concat(curves[: len(RUNS)]), benchmarks, args.out / "pollution_control.png")
-    print(summary.to_string())
+    print(write_table(summary, args.out, "pollution_control"))
     print(f"wrote {args.out}")
 
 

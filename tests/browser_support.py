@@ -143,3 +143,18 @@ class SolaraServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def loopback_only(blocked):
+    """A Playwright route handler that lets loopback requests through and aborts (and lists in
+    `blocked`) every request that would leave the machine."""
+    from urllib.parse import urlsplit
+
+    def route(request_route):
+        if (urlsplit(request_route.request.url).hostname or "") in ("127.0.0.1", "localhost", "::1"):
+            request_route.continue_()
+        else:
+            blocked.append(request_route.request.url)
+            request_route.abort()
+
+    return route

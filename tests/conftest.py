@@ -19,3 +19,21 @@ def chromium_browser():
         browser = launch_chromium(playwright)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def solara_cache():
+    """The Solara CDN proxy cache, filled from the npm registry if needed."""
+    from browser_support import skip_or_fail
+
+    try:
+        from market_abm.viz_assets import AssetFetchError, fetch_assets, frontend_problems
+    except ImportError as e:
+        pytest.fail(f"cannot import market_abm.viz_assets: {e}")
+    problems = frontend_problems()
+    if problems:
+        pytest.fail("; ".join(problems))
+    try:
+        return fetch_assets(progress=False)
+    except AssetFetchError as e:
+        skip_or_fail(f"could not fill the Solara asset cache (run `market-abm viz --fetch-assets`): {e}")

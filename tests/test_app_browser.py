@@ -8,10 +8,9 @@ blocked. Locally the tests skip when Chromium is missing; under CI they fail ins
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from browser_support import SolaraServer, skip_or_fail
+from browser_support import SolaraServer, loopback_only, skip_or_fail
 
 pytestmark = pytest.mark.browser
 
@@ -23,14 +22,9 @@ AGENTS = "Number of agents (1 to 2000)"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, solara_cache):
     """The app, served offline from the filled asset cache, for the whole module."""
-    from market_abm.viz_assets import AssetFetchError, fetch_assets
-
-    try:
-        cache = fetch_assets(progress=False)
-    except AssetFetchError as err:
-        skip_or_fail(f"could not fill the Solara asset cache (run `market-abm viz --fetch-assets`): {err}")
+    cache = solara_cache
     log = tmp_path_factory.mktemp("solara") / "solara.log"
     with SolaraServer(APP, log, cache_dir=cache, cwd=ROOT, production=True) as running:  # no reloader
         yield running
@@ -43,17 +37,10 @@ def open_page(chromium_browser, server):
     """Open the app in a fresh browser context (a new session); only loopback requests are allowed."""
     contexts, external = [], []
 
-    def only_loopback(route):
-        if (urlsplit(route.request.url).hostname or "") in ("127.0.0.1", "localhost", "::1"):
-            route.continue_()
-        else:
-            external.append(route.request.url)
-            route.abort()
-
     def opened(width=1280, height=900):
         context = chromium_browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
-        context.route("**/*", only_loopback)
+        context.route("**/*", loopback_only(external))
         page = context.new_page()
         page.goto(server.url)
         try:
@@ -98,11 +85,17 @@ def type_control(page, label, text):
     field.press("Enter")
 
 
-def settled_images(page, n=5, timeout=15.0):
+def settled_images(page, n=5, timeout=30.0):
     """Screenshots of the page's images once two consecutive rounds agree (redraws have landed)."""
+    from playwright.sync_api import Error as PlaywrightError
+
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        shots = [plots(page).nth(i).screenshot() for i in range(n)]
+        try:
+            shots = [plots(page).nth(i).screenshot(timeout=5_000) for i in range(n)]
+        except PlaywrightError:  # an image was replaced by a redraw while being captured
+            page.wait_for_timeout(300)
+            continue
         if shots == last:
             return shots
         last = shots

@@ -330,8 +330,18 @@ def test_replay_rerun_is_identical_and_a_changed_file_is_caught(tiny, tmp_path, 
 
 # --- Mesa -----------------------------------------------------------------------------------------
 
+@pytest.fixture
+def restore_start_method():
+    """mesa.batch_run forces the 'spawn' start method for the whole process: put the old one back."""
+    import multiprocessing
+
+    method = multiprocessing.get_start_method(allow_none=True)
+    yield
+    multiprocessing.set_start_method(method, force=True)
+
+
 @pytest.mark.parametrize("processes", [1, 2])
-def test_mesa_batch_run_works_on_market_model(processes):
+def test_mesa_batch_run_works_on_market_model(processes, restore_start_method):
     results = mesa.batch_run(
         MarketModel,
         parameters={"n_agents": [1, 4], "mechanism": ["none", "two_phase"], "graph": "ring",

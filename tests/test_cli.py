@@ -17,7 +17,7 @@ def run_cli(*args):
 def test_run_writes_episodes_steps_and_summary(tmp_path):
     out = tmp_path / "run"
     assert main(["run", "pollution", "--seed", "0", "--episodes", "300", "--out", str(out), "--quiet"]) == 0
-    assert {p.name for p in out.iterdir()} == {"episodes.parquet", "steps.parquet", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {"episodes.parquet", "steps.parquet", "summary.json", "figure.png"}
     summary = json.loads((out / "summary.json").read_text())
     for key in ("optimal_welfare", "laissez_faire_welfare", "final_welfare", "gap_closed", "regret_slope",
                 "total_welfare_regret", "transfers_per_episode", "phase1_episodes"):

@@ -210,7 +210,7 @@ def cli_run(tmp_path, mechanism, seed):
     out = tmp_path / f"{mechanism}_{seed}"
     assert main(["run", "insurance", "--agents", "400", "--graph", "watts_strogatz", "--mechanism", mechanism,
                  "--seed", str(seed), "--out", str(out), "--quiet"]) == 0
-    assert {p.name for p in out.iterdir()} == {"episodes.parquet", "steps.parquet", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {"episodes.parquet", "steps.parquet", "summary.json", "figure.png"}
     return json.loads((out / "summary.json").read_text())
 
 

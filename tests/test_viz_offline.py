@@ -9,10 +9,9 @@ import re
 import time
 from importlib import util
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from browser_support import SolaraServer, skip_or_fail
+from browser_support import SolaraServer, loopback_only
 
 pytestmark = pytest.mark.browser
 
@@ -40,22 +39,6 @@ def _mesa_example_app() -> Path:
     return Path(spec.origin).parent / "examples" / "basic" / "boltzmann_wealth_model" / "app.py"
 
 
-@pytest.fixture(scope="session")
-def solara_cache():
-    """The Solara CDN proxy cache, filled from the npm registry if needed."""
-    try:
-        from market_abm.viz_assets import AssetFetchError, fetch_assets, frontend_problems
-    except ImportError as e:
-        pytest.fail(f"cannot import market_abm.viz_assets: {e}")
-    problems = frontend_problems()
-    if problems:
-        pytest.fail("; ".join(problems))
-    try:
-        return fetch_assets(progress=False)
-    except AssetFetchError as e:
-        skip_or_fail(f"could not fill the Solara asset cache: {e}")
-
-
 @pytest.fixture(params=["matplotlib", "altair"])
 def app_path(request, tmp_path):
     """Mesa's example as shipped (altair), or redrawn with matplotlib."""
@@ -71,20 +54,12 @@ def app_path(request, tmp_path):
 def test_mesa_example_renders_offline(chromium_browser, solara_cache, app_path, tmp_path):
     external = []  # requests that would have left the machine
 
-    def only_loopback(route):
-        host = urlsplit(route.request.url).hostname or ""
-        if host in ("127.0.0.1", "localhost", "::1"):
-            route.continue_()
-        else:
-            external.append(route.request.url)
-            route.abort()
-
     log_path = tmp_path / "solara.log"
     with SolaraServer(app_path, log_path, cache_dir=solara_cache, cwd=tmp_path) as server:
         context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
         page_errors = []
         try:
-            context.route("**/*", only_loopback)
+            context.route("**/*", loopback_only(external))
             page = context.new_page()
             page.on("pageerror", lambda e: page_errors.append(str(e)))
             page.goto(server.url)

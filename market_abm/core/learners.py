@@ -76,11 +76,10 @@ class ContractAwareLearner(Learner):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         self.bonus = check_number("bonus", bonus, low=0.0)
         n, s, a = self.n_agents, self.n_states, self.n_actions
-        self.visits = np.zeros((n, s, a), dtype=np.int64)
+        self.visits = np.zeros((n, s, a), dtype=np.int32)
         self.reward_sum = np.zeros((n, s, a))
         self.transition_counts = np.zeros((n, s, a, s), dtype=np.int32)
         self.policy = np.zeros((n, self.horizon, s), dtype=np.int8)
-        self.q_values = np.zeros((n, self.horizon, s, a))
 
     def begin_episode(self, schedule, groups):
         super().begin_episode(schedule, groups)
@@ -90,16 +89,18 @@ class ContractAwareLearner(Learner):
         best_seen = np.where(tried, reward, -np.inf).max(axis=(1, 2), keepdims=True)
         reward = np.where(tried, reward, np.where(np.isfinite(best_seen), best_seen, 0.0))
         n, s, a = self.n_agents, self.n_states, self.n_actions
-        transition = np.where(tried[..., None], self.transition_counts / seen[..., None], 1.0 / s).reshape(n, s * a, s)
+        transition = self.transition_counts.astype(float)  # in place below: this is the large array
+        transition /= seen[..., None]
+        transition[~tried] = 1.0 / s
+        transition = transition.reshape(n, s * a, s)
         reward = reward + self.bonus / np.sqrt(self.visits + 1.0)
         offers = schedule[0] if len(schedule) == 1 else None  # one institution: no per-agent gather
         value = np.zeros((n, s, 1))
         for h in range(self.horizon - 1, -1, -1):
             q = reward + (offers[h] if offers is not None else schedule[groups, h])
             q += (transition @ value).reshape(n, s, a)
-            self.q_values[:, h] = q
+            self.policy[:, h] = q.argmax(axis=-1)
             value = q.max(axis=-1)[..., None]
-        self.policy = self.q_values.argmax(axis=-1).astype(np.int8)
 
     def act(self, h, states):
         return self.policy[self.rows, h, states].astype(np.int64)

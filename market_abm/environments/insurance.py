@@ -234,18 +234,12 @@ class InsuranceEnv(NetworkEnv):
         b = np.arange(self.n_actions)[None, :]
         return self.params.next_risk_probabilities(states[:, None], b, bump[:, None])
 
-    def private_reward_table(self):
-        return self.private
-
-    def isolated_transition(self):
-        return single_node_mdp(self.params).transition
-
-    def local_mdp(self):
-        return single_node_mdp(self.params) if self.n_agents == 1 else None
+    def single_node_mdp(self):
+        return single_node_mdp(self.params)
 
     @property
     def agents_independent(self):
-        return self.topology.adjacency.nnz == 0 or self.params.contagion == 0.0
+        return super().agents_independent or self.params.contagion == 0.0
 
     def pigouvian_schedule(self):
         """Full experience rating: each household is charged the insurer's expected claim on it, so it

@@ -24,8 +24,8 @@ MAX_BENCHMARK_WORLDS = 20_000_000  # agents x candidate policies simulated at on
 class NetworkEnv(PopulationEnv):
     """A population on the nodes of `topology`, all facing one (anonymous) institution.
 
-    Subclasses define `initial_states`, `dynamics` and `own_stock_after`-style counterfactuals
-    through `deviation_distribution`.
+    Subclasses define `initial_states`, `dynamics`, `single_node_mdp` and the counterfactual
+    `deviation_counts` used by the mean-field benchmark.
     """
 
     def __init__(self, topology, n_states, n_actions, horizon):
@@ -102,13 +102,24 @@ class NetworkEnv(PopulationEnv):
             policy = response
         return policy
 
+    def single_node_mdp(self):
+        """The scenario on one isolated node, as an exact `TabularMDP`."""
+        raise NotImplementedError
+
+    def local_mdp(self):
+        return self.single_node_mdp() if self.n_agents == 1 else None
+
+    @property
+    def agents_independent(self):
+        return self.topology.adjacency.nnz == 0
+
     def private_reward_table(self):
         """The agent's private reward `(S, A)`."""
-        raise NotImplementedError
+        return self.single_node_mdp().agent_reward
 
     def isolated_transition(self):
         """Local dynamics `(S, A, S)` of a node with no neighbours (the starting guess)."""
-        raise NotImplementedError
+        return self.single_node_mdp().transition
 
     def deviation_counts(self, states, actions):
         """Expected counts `(S, A, S)` of next local states had each agent taken each action alone."""

@@ -140,18 +140,8 @@ class PollutionEnv(NetworkEnv):
         counts += np.bincount((cells + low + 1).ravel(), up.ravel(), minlength=size)
         return counts.reshape(self.n_states, self.n_actions, self.n_states)
 
-    def private_reward_table(self):
-        return self.private
-
-    def isolated_transition(self):
-        return single_node_mdp(self.params).transition
-
-    def local_mdp(self):
-        return single_node_mdp(self.params) if self.n_agents == 1 else None
-
-    @property
-    def agents_independent(self):
-        return self.topology.adjacency.nnz == 0
+    def single_node_mdp(self):
+        return single_node_mdp(self.params)
 
     def pigouvian_schedule(self):
         """Tax per unit of emission: the third-party marginal damage it causes over the rest of the

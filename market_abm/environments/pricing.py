@@ -41,6 +41,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from tqdm.auto import tqdm
 
+from market_abm.metrics import regret_slope
 from market_abm.core.validation import check_choice, check_int, check_number
 
 MECHANISMS = ("none", "two_phase", "oracle")
@@ -586,15 +587,6 @@ class PricingRun:
         return steps
 
 
-def regret_slope(steps):
-    """Slope of log cumulative welfare regret against log period over the last decade of periods."""
-    last = steps[steps["period"] >= steps["period"].iloc[-1] / 10]
-    regret = last["cumulative_regret"].to_numpy()
-    if len(last) < 2 or np.any(regret <= 0):
-        return float("nan")
-    return float(np.polyfit(np.log(last["period"].to_numpy(float)), np.log(regret), 1)[0])
-
-
 def run_pricing(mechanism="none", n_agents=2, sessions=32, rng=None, max_periods=None, progress=True, **params):
     """Simulate `sessions` independent markets of `n_agents` Q-learning firms under `mechanism`.
 
@@ -638,7 +630,7 @@ def summarise(run, mechanism, final, baseline, steps):
         "gap_closed": float((fw - lf) / gap) if gap > 1e-12 else float("nan"),
         "total_welfare_regret": float(steps["cumulative_regret"].iloc[-1]),
         "transfers_per_episode": float(final["transfers"].mean()),
-        "regret_slope": regret_slope(steps),
+        "regret_slope": regret_slope(steps["cumulative_regret"], steps["period"]),
         "periods": int(steps["period"].iloc[-1]),
         "laissez_faire_profit_gain": float(baseline["profit_gain"].mean()),
         "laissez_faire_price": float(baseline["price"].mean()),
