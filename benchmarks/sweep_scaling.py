@@ -3,7 +3,7 @@ pollution scenario, about 1-2 s per run), timed end to end (worker start-up incl
 folder each time, alternating 1 and 2 workers. Prints runs per second (median over repeats) and the
 speed-up, and checks that both give the same dataset.
 
-    python benchmarks/sweep_scaling.py [--repeats 3] [--steps 1800] [--backend processes|dask] [--out DIR]
+    python benchmarks/sweep_scaling.py [--repeats 3] [--steps 6000] [--backend processes|dask] [--out DIR]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ n_agents = [16, 32]
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1800, help="steps per run (1800 = 300 episodes)")
+    parser.add_argument("--steps", type=int, default=6000, help="steps per run (6000 = 1000 episodes)")
     parser.add_argument("--backend", choices=("processes", "dask"), default="processes",
                         help="backend for 2 workers (1 worker is always the serial default)")
     parser.add_argument("--out", type=Path, help="also write sweep_scaling.csv and .md here")

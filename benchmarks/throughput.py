@@ -11,8 +11,12 @@ import argparse
 import statistics
 import time
 
-import networkx as nx
+from functools import partial
+from unittest.mock import patch
+
+from mesa.discrete_space import Network
 from mesa.examples import VirusOnNetwork
+from mesa.examples.basic.virus_on_network import model as virus_model
 
 from market_abm import MarketModel
 
@@ -26,12 +30,8 @@ def timed_steps(model, steps):
 
 def virus_on_network(n, seed):
     """Mesa's example, built without its spring layout (positions only matter for drawing)."""
-    original = nx.spring_layout
-    try:
-        nx.spring_layout = lambda graph, *args, **kwargs: {node: (0.0, 0.0) for node in graph}
+    with patch.object(virus_model, "Network", partial(Network, layout=None)):
         return VirusOnNetwork(num_nodes=n, avg_node_degree=4, rng=seed)
-    finally:
-        nx.spring_layout = original
 
 
 def main(argv=None):
