@@ -158,8 +158,8 @@ class MarketModel(mesa.Model):
         self.states = self.env.reset(self.rng)
         self.posted = self.mechanism.schedule()
         self.learner.begin_episode(self.posted, self.env.groups)
-        exact = self.env.agents_independent and self.env.local_mdp() is not None
-        welfare = self.env.expected_welfare(self.learner.behaviour_policy()) if exact else None
+        self.episode_targets = self.target_actions()  # fixed while this episode's offers stand
+        welfare = self.env.expected_welfare(self.learner.behaviour_policy()) if self.env.welfare_is_exact else None
         self.agent_expected_welfare = welfare
         self.expected_welfare = np.nan if welfare is None else float(welfare.mean())
         self.episode_open = True
@@ -169,7 +169,7 @@ class MarketModel(mesa.Model):
         self.transfers = self.posted[self.env.groups, h, states, self.actions]
         self.transfers_received += self.transfers
         self.action_shares = np.bincount(self.actions, minlength=self.env.n_actions) / self.env.n_agents
-        self.target_share = float(np.mean(self.actions == self.target_actions()[self.env.groups, h, states]))
+        self.target_share = float(np.mean(self.actions == self.episode_targets[self.env.groups, h, states]))
         self.step_welfare = float((self.private_rewards + self.external_rewards).mean())
         self.step_transfers = float(self.transfers.mean())
         self._episode_totals += (self.step_welfare, self.step_transfers, float(self.private_rewards.mean()))

@@ -82,11 +82,16 @@ class PopulationEnv:
 
     def expected_welfare(self, behaviour):
         """Exact expected welfare per episode of each agent's policy `(N, H, S, A)`, or None if not exact."""
-        mdp = self.local_mdp()
-        if mdp is None or not self.agents_independent:
+        if not self.welfare_is_exact:
             return None
+        mdp = self.local_mdp()
         values = policy_evaluation(mdp.transition, mdp.welfare_reward, behaviour, self.horizon)
         return values[:, 0] @ mdp.initial
+
+    @property
+    def welfare_is_exact(self):
+        """Each agent's expected welfare can be computed exactly (independent agents, exact local model)."""
+        return self.agents_independent and self.local_mdp() is not None
 
     def summary_extras(self, model):
         """Scenario-specific figures for `summary.json`, from the finished `model` (default none)."""

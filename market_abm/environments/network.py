@@ -12,6 +12,7 @@ Welfare is per agent per episode.
 from __future__ import annotations
 
 import itertools
+from functools import cached_property
 
 import numpy as np
 
@@ -106,8 +107,13 @@ class NetworkEnv(PopulationEnv):
         """The scenario on one isolated node, as an exact `TabularMDP`."""
         raise NotImplementedError
 
+    @cached_property
+    def isolated_mdp(self):
+        """`single_node_mdp()`, built once: the benchmark and the one-node model both use it."""
+        return self.single_node_mdp()
+
     def local_mdp(self):
-        return self.single_node_mdp() if self.n_agents == 1 else None
+        return self.isolated_mdp if self.n_agents == 1 else None
 
     @property
     def agents_independent(self):
@@ -115,11 +121,11 @@ class NetworkEnv(PopulationEnv):
 
     def private_reward_table(self):
         """The agent's private reward `(S, A)`."""
-        return self.single_node_mdp().agent_reward
+        return self.isolated_mdp.agent_reward
 
     def isolated_transition(self):
         """Local dynamics `(S, A, S)` of a node with no neighbours (the starting guess)."""
-        return self.single_node_mdp().transition
+        return self.isolated_mdp.transition
 
     def deviation_counts(self, states, actions):
         """Expected counts `(S, A, S)` of next local states had each agent taken each action alone."""
