@@ -2,7 +2,7 @@
 model-level collection every step) against Mesa's own `VirusOnNetwork` example at the same size,
 measured in the same process. Only steps are timed; the example's drawing layout is skipped.
 
-    python benchmarks/throughput.py --agents 10000 --steps 60 --repeats 3
+    python benchmarks/throughput.py --agents 10000 --steps 60 600 --repeats 3
 """
 
 from __future__ import annotations
@@ -37,21 +37,27 @@ def virus_on_network(n, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--mesa-steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, nargs="+", default=[60, 600],
+                        help="run lengths from a fresh model; both models step the same number of times")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--learner", default="contract_aware", help="the firms' learner (default contract_aware)")
+    parser.add_argument("--epoch-growth", type=float, help="contract-aware re-planning threshold (default 0)")
     args = parser.parse_args(argv)
-    ours, theirs = [], []
-    for seed in range(args.repeats):
-        model = MarketModel(n_agents=args.agents, graph="watts_strogatz", mechanism="two_phase", rng=seed,
-                            benchmark=False)  # the welfare benchmark is set-up work, not stepping
-        ours.append(args.agents * args.steps / timed_steps(model, args.steps))
-        example = virus_on_network(args.agents, seed)
-        theirs.append(args.agents * args.mesa_steps / timed_steps(example, args.mesa_steps))
-    ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
-    print(f"market_abm pollution, N={args.agents:,}: {ours_median:,.0f} agent-steps/s (median of {args.repeats})")
-    print(f"mesa VirusOnNetwork,  N={args.agents:,}: {theirs_median:,.0f} agent-steps/s (median of {args.repeats})")
-    print(f"ratio: {ours_median / theirs_median:.0f}x")
+    learner_params = {} if args.epoch_growth is None else {"epoch_growth": args.epoch_growth}
+    for steps in args.steps:
+        ours, theirs = [], []
+        for seed in range(args.repeats):
+            model = MarketModel(n_agents=args.agents, graph="watts_strogatz", mechanism="two_phase", rng=seed,
+                                learner=args.learner, learner_params=learner_params,
+                                benchmark=False)  # the welfare benchmark is set-up work, not stepping
+            ours.append(args.agents * steps / timed_steps(model, steps))
+            example = virus_on_network(args.agents, seed)
+            theirs.append(args.agents * steps / timed_steps(example, steps))
+        ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+        print(f"{steps} steps from a fresh model, N={args.agents:,}, median of {args.repeats}:")
+        print(f"  market_abm pollution ({args.learner}): {ours_median:,.0f} agent-steps/s")
+        print(f"  mesa VirusOnNetwork:  {theirs_median:,.0f} agent-steps/s")
+        print(f"  ratio: {ours_median / theirs_median:.1f}x")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ class MarketModel(mesa.Model):
         self.actions = np.zeros(n, dtype=np.int64)
         self.private_rewards, self.external_rewards, self.transfers = np.zeros(n), np.zeros(n), np.zeros(n)
         self.transfers_received = np.zeros(n)
+        self.group_offset = env.groups if env.n_groups > 1 else 0  # row of each agent's principal
         self.action_shares = np.zeros(env.n_actions)
         self.target_share = np.nan  # share of agents taking the target action this step
         self.h, self.episode, self.cumulative_regret = 0, 0, 0.0
@@ -166,13 +167,16 @@ class MarketModel(mesa.Model):
 
     def settle(self, h, states):
         """Pay the posted transfer for the action taken; welfare counts only `r + u` (transfers cancel)."""
-        self.transfers = self.posted[self.env.groups, h, states, self.actions]
+        env, n = self.env, self.env.n_agents
+        point = self.group_offset * env.n_states + states  # each agent's (group, state) decision point
+        self.transfers = np.take(self.posted[:, h], point * env.n_actions + self.actions)
         self.transfers_received += self.transfers
-        self.action_shares = np.bincount(self.actions, minlength=self.env.n_actions) / self.env.n_agents
-        self.target_share = float(np.mean(self.actions == self.episode_targets[self.env.groups, h, states]))
-        self.step_welfare = float((self.private_rewards + self.external_rewards).mean())
-        self.step_transfers = float(self.transfers.mean())
-        self._episode_totals += (self.step_welfare, self.step_transfers, float(self.private_rewards.mean()))
+        self.action_shares = np.bincount(self.actions, minlength=env.n_actions) / n
+        self.target_share = np.count_nonzero(np.take(self.episode_targets[:, h], point) == self.actions) / n
+        private = float(self.private_rewards.sum()) / n
+        self.step_welfare = private + float(self.external_rewards.sum()) / n
+        self.step_transfers = float(self.transfers.sum()) / n
+        self._episode_totals += (self.step_welfare, self.step_transfers, private)
 
     def end_episode(self):
         """Book the episode's welfare and regret, and let the institution learn from it."""

@@ -187,5 +187,10 @@ def cumulative(probs):
 def inverse_cdf(cdf, uniforms):
     """Index of the first CDF entry above each uniform draw; `cdf (..., S)` broadcast against `(N,)`."""
     n = np.shape(cdf)[-1]
-    idx = (np.asarray(uniforms)[..., None] >= cdf).sum(axis=-1)
+    if np.ndim(cdf) == 1:  # one distribution for every draw: count the entries passed
+        idx = np.zeros(np.shape(uniforms), dtype=np.int64)
+        for edge in cdf[:-1]:
+            idx += uniforms >= edge
+    else:
+        idx = (np.asarray(uniforms)[..., None] >= cdf).sum(axis=-1)
     return np.minimum(idx, n - 1)

@@ -13,6 +13,7 @@ Transfers are in units of per-step payoff, paid to the agent (negative = tax).
 from __future__ import annotations
 
 import itertools
+import math
 from functools import cached_property
 
 import numpy as np
@@ -26,7 +27,7 @@ MAX_CANDIDATES = 50_000
 
 def count(index, shape, weights=None):
     """Counts (or sums of `weights`) of flat `index` values, as an array of `shape`."""
-    return np.bincount(index, weights, minlength=int(np.prod(shape))).reshape(shape)
+    return np.bincount(index, weights, minlength=math.prod(shape)).reshape(shape)
 
 
 class Mechanism:
@@ -121,7 +122,8 @@ class TwoPhaseMechanism(Mechanism):
         self.external_sum = np.zeros((g, self.n_states, self.n_actions))
         self.action_counts = np.zeros((g, self.horizon, self.n_states, self.n_actions))
         self.first_states = np.zeros((g, self.n_states))
-        self.steps_seen = []
+        self.episode_counts = np.zeros((self.horizon, g * self.n_states * self.n_actions * self.n_states))
+        self.episode_external = np.zeros((self.horizon, g * self.n_states * self.n_actions))
         self.waited[:] = -self.warmup
         self.group_sizes = np.bincount(env.groups, minlength=g)
         self.trial, self.shortlist = None, None
@@ -137,28 +139,34 @@ class TwoPhaseMechanism(Mechanism):
 
     # --- observing ----------------------------------------------------------------------
     def record(self, h, groups, states, actions, next_states, external_rewards):
-        self.steps_seen.append((np.full(len(states), h), groups, states, actions, next_states, external_rewards))
+        """Count one step of every agent: its transitions and external reward, by step; `tally`
+        pools the episode when it ends."""
+        n_s, n_a = self.n_states, self.n_actions
+        pair = states * n_a + actions if self.n_groups == 1 else (groups * n_s + states) * n_a + actions
+        self.episode_counts[h] += np.bincount(pair * n_s + next_states, minlength=self.episode_counts.shape[1])
+        self.episode_external[h] += np.bincount(pair, external_rewards, minlength=self.episode_external.shape[1])
 
     def tally(self):
-        """Fold the episode's steps into the principal's data and the offers' acceptance counts."""
-        h, g, s, a, s_next, external = (np.concatenate(x) for x in zip(*self.steps_seen))
-        self.steps_seen = []
-        n_s, n_a = self.n_states, self.n_actions
-        sa = (g * n_s + s) * n_a + a
-        self.transition_counts += count(sa * n_s + s_next, self.transition_counts.shape)
-        self.external_sum += count(sa, self.external_sum.shape, external)
-        first = h == 0
-        self.first_states += count(g[first] * n_s + s[first], self.first_states.shape)
+        """Pool the episode's counts into the principal's data (transitions, external reward, first
+        states, laissez-faire choices), its payoff, and the offers' acceptance counts."""
+        g, n_h, n_s, n_a = self.n_groups, self.horizon, self.n_states, self.n_actions
+        counts = self.episode_counts.reshape(n_h, g, n_s, n_a, n_s)
+        external = self.episode_external.reshape(n_h, g, n_s, n_a)
+        self.transition_counts += counts.sum(axis=0)
+        self.external_sum += external.sum(axis=0)
+        visits = np.moveaxis(counts.sum(axis=-1), 0, 1)  # (G, H, S, A)
+        self.first_states += visits[:, 0].sum(axis=-1)
         if self.round < 0 and self.episode >= self.warmup:
-            self.action_counts += count(((g * self.horizon + h) * n_s + s) * n_a + a, self.action_counts.shape)
+            self.action_counts += visits
+        paid = (visits * self.table).sum(axis=(1, 2, 3))
+        self.episode_payoff = (external.sum(axis=(0, 2, 3)) - paid) / self.group_sizes
+        self.episode_counts[:] = self.episode_external[:] = 0.0
         counting = self.counting()
-        paid = self.table[g, h, s, a]
-        self.episode_payoff = count(g, (self.n_groups,), external - paid) / self.group_sizes
         if counting.any():
-            decision = g * self.scheme.n_groups + self.scheme.group_of[h, s]
-            visits = count(decision, (self.n_groups, self.scheme.n_groups))
-            self.seen += counting * np.repeat(visits, n_a, axis=1)
-            self.taken += counting * count(decision * n_a + a, self.taken.shape)
+            decision = np.arange(self.n_groups)[:, None, None] * self.scheme.n_groups + self.scheme.group_of
+            taken = count((decision[..., None] * n_a + np.arange(n_a)).ravel(), self.taken.shape, visits.ravel())
+            self.taken += counting * taken
+            self.seen += counting * np.repeat(taken.reshape(self.n_groups, -1, n_a).sum(axis=-1), n_a, axis=1)
 
     def probing(self):
         """Cells whose offer is currently under test."""
@@ -192,6 +200,9 @@ class TwoPhaseMechanism(Mechanism):
     def decide(self):
         """Update every cell whose current offer has enough counted visits."""
         ready = self.counting() & (self.seen >= self.min_visits)
+        if not ready.any():
+            self.give_up()
+            return
         accepted = self.taken >= self.accept_share * np.maximum(self.seen, 1)
         zero = ready & self.probing() & (self.probe == 0.0)
         confirm = ready & (self.status == CONFIRMING)
@@ -217,6 +228,10 @@ class TwoPhaseMechanism(Mechanism):
         self.status[narrow & ~done] = SEARCHING
         self.probe = np.where(narrow, np.where(done, self.hi, self.next_probe()), self.probe)
         self.seen[ready] = self.taken[ready] = self.waited[ready] = 0
+        self.give_up()
+
+    def give_up(self):
+        """Declare uncovered the cells that waited too long for a decision."""
         lost = self.counting() & (self.waited >= self.max_wait + self.react_episodes)
         self.status[lost] = UNCOVERED
 

@@ -89,6 +89,10 @@ class PollutionParams:
         low = np.minimum(np.floor(x), self.levels - 2)
         return low.astype(np.int64), x - low
 
+    def round_up(self, stock, uniforms):
+        """A draw of `split`: the (non-negative) stock rounded up with probability its fractional part."""
+        return np.floor(np.minimum(stock, self.levels - 1.0) + uniforms).astype(np.int64)
+
 
 def single_node_mdp(params=None):
     """The paper setting: one firm on one node, as an exact `TabularMDP`."""
@@ -115,6 +119,7 @@ class PollutionEnv(NetworkEnv):
         self.action_names = list(p.action_names)
         self.state_names = [f"stock {s}" for s in range(p.levels)]
         self.private, self.external = p.rewards()
+        self.emitted = p.emitted(np.arange(p.levels)[:, None], np.arange(self.n_actions)[None, :])  # (S, A)
         self._initial_cdf = cumulative(p.initial_distribution)
         self.operator = diffusion_operator(topology.adjacency, p.diffusion)
 
@@ -123,9 +128,9 @@ class PollutionEnv(NetworkEnv):
 
     def dynamics(self, states, actions, uniforms):
         """Decay, emit, diffuse over the network, then round the stock to whole units."""
-        stock = self.operator @ self.params.emitted(states, actions)
-        low, up = self.params.split(stock)
-        return low + (uniforms >= 1.0 - up), self.private[states, actions], self.external[states, actions]
+        pair = states * self.n_actions + actions
+        stock = self.params.round_up(self.operator @ np.take(self.emitted, pair), uniforms)
+        return stock, np.take(self.private, pair), np.take(self.external, pair)
 
     def deviation_counts(self, states, actions):
         """Had a node alone taken action `b`, its stock would move by the share it keeps of the extra emission."""

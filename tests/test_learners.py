@@ -1,0 +1,91 @@
+"""The contract-aware learner: its plan is the exact best response on its own estimates, and it
+re-plans exactly when its epoch ends or the offers it faces change."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import mdps
+from market_abm.core import make_learner
+from market_abm.core.mdp import backward_induction, cumulative, inverse_cdf
+
+
+def experience(learner, mdp, rng, steps):
+    """Feed random visits drawn from `mdp`; return the counts `(N, S, A, S)` and reward sums `(N, S, A)`."""
+    n, s, a = learner.n_agents, mdp.n_states, mdp.n_actions
+    counts, rewards = np.zeros((n, s, a, s)), np.zeros((n, s, a))
+    cdf = cumulative(mdp.transition)
+    for _ in range(steps):
+        states, actions = rng.integers(s, size=n), rng.integers(a, size=n)
+        next_states = inverse_cdf(cdf[states, actions], rng.random(n))
+        reward = mdp.agent_reward[states, actions]
+        learner.update(0, states, actions, reward, np.zeros(n), next_states)
+        np.add.at(counts, (np.arange(n), states, actions, next_states), 1)
+        np.add.at(rewards, (np.arange(n), states, actions), reward)
+    return counts, rewards
+
+
+def estimated_model(counts, rewards, bonus):
+    """The learner's model of one agent, written out plainly: mean reward (untried: the best seen)
+    plus the bonus, and empirical transitions (untried: uniform)."""
+    visits = counts.sum(axis=-1)
+    tried = visits > 0
+    mean = np.where(tried, rewards / np.maximum(visits, 1), -np.inf)
+    reward = np.where(tried, mean, mean.max() if tried.any() else 0.0) + bonus / np.sqrt(visits + 1)
+    transition = np.where(tried[..., None], counts / np.maximum(visits, 1)[..., None], 1.0 / counts.shape[-1])
+    return transition, reward
+
+
+@given(mdps(max_states=4, max_actions=3, max_horizon=4), st.integers(0, 2**32 - 1), st.integers(0, 12))
+@settings(max_examples=40, deadline=None)
+def test_plan_is_the_exact_best_response_on_its_estimates(mdp, seed, steps):
+    rng = np.random.default_rng(seed)
+    learner = make_learner("contract_aware", 5, mdp.n_states, mdp.n_actions, mdp.horizon, rng)
+    counts, rewards = experience(learner, mdp, rng, steps)
+    offers = rng.normal(0.0, 0.5, size=(1, mdp.horizon, mdp.n_states, mdp.n_actions))
+    learner.begin_episode(offers, np.zeros(5, dtype=int))
+    policy = learner.greedy_policy()
+    for i in range(5):
+        transition, reward = estimated_model(counts[i], rewards[i], learner.bonus)
+        q, _ = backward_induction(transition, reward[None] + offers[0], mdp.horizon)
+        chosen = np.take_along_axis(q, policy[i][..., None], axis=-1)[..., 0]
+        assert np.all(chosen >= q.max(axis=-1) - 1e-4)  # optimal up to float32 rounding
+
+
+def test_agents_replan_when_their_epoch_ends_or_the_offers_they_face_change():
+    learner = make_learner("contract_aware", 12, 2, 2, 3, np.random.default_rng(0), epoch_growth=1.0)
+    offers, groups = np.zeros((2, 3, 2, 2)), np.array([0] * 10 + [1] * 2)  # two principals
+    learner.begin_episode(offers, groups)
+    assert learner.replans == 12  # everyone plans at the start
+    learner.begin_episode(offers, groups)
+    assert learner.replans == 12  # nothing new: nobody replans
+    learner.transition_counts[0, 0, 0, :] = 3  # everyone visits (0, 0) for the first time: new epochs
+    learner.begin_episode(offers, groups)
+    assert learner.replans == 24
+    learner.transition_counts[0, 0, 0, 0] = 6  # agent 0's count doubles
+    learner.transition_counts[0, 0, 0, 1] = 5  # agent 1's grows, by less
+    learner.begin_episode(offers, groups)
+    assert learner.replans == 25
+    before = learner.greedy_policy()
+    offers[1, 0, 0, 1] = 5.0  # a large offer from the second principal: its agents take it at once
+    learner.begin_episode(offers, groups)
+    assert learner.replans == 27
+    after = learner.greedy_policy()
+    assert np.all(after[10:, 0, 0] == 1) and np.array_equal(after[:10], before[:10])
+
+
+def test_planning_some_agents_gives_them_the_plan_they_get_with_everyone():
+    rng = np.random.default_rng(1)
+    learner = make_learner("contract_aware", 50, 3, 3, 4, rng)
+    states = rng.integers(3, size=50)
+    for _ in range(30):
+        actions, next_states = rng.integers(3, size=50), rng.integers(3, size=50)
+        learner.update(0, states, actions, rng.normal(size=50), np.zeros(50), next_states)
+        states = next_states
+    offers, groups = rng.normal(size=(1, 4, 3, 3)), np.zeros(50, dtype=int)
+    learner.plan(learner.visits, offers, groups, slice(None))  # everyone, in place
+    plan = learner.greedy_policy()
+    learner.policy[:] = 0
+    some = np.arange(0, 50, 3)
+    learner.plan(learner.visits, offers, groups, some)  # a subset, gathered
+    assert np.array_equal(learner.greedy_policy()[some], plan[some])
