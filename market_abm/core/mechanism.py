@@ -143,8 +143,8 @@ class TwoPhaseMechanism(Mechanism):
         pools the episode when it ends."""
         n_s, n_a = self.n_states, self.n_actions
         pair = states * n_a + actions if self.n_groups == 1 else (groups * n_s + states) * n_a + actions
-        self.episode_counts[h] += np.bincount(pair * n_s + next_states, minlength=self.episode_counts.shape[1])
-        self.episode_external[h] += np.bincount(pair, external_rewards, minlength=self.episode_external.shape[1])
+        self.episode_counts[h] += count(pair * n_s + next_states, self.episode_counts.shape[1:])
+        self.episode_external[h] += count(pair, self.episode_external.shape[1:], external_rewards)
 
     def tally(self):
         """Pool the episode's counts into the principal's data (transitions, external reward, first
