@@ -34,6 +34,13 @@ def virus_on_network(n, seed):
         return VirusOnNetwork(num_nodes=n, avg_node_degree=4, rng=seed)
 
 
+def warm_up(learner, learner_params):
+    """Step a small instance of each model once: loading the compiled kernels (and Python's first
+    calls) is start-up, not stepping."""
+    MarketModel(n_agents=50, learner=learner, learner_params=learner_params, benchmark=False).run_steps(7)
+    timed_steps(virus_on_network(50, 0), 7)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
@@ -44,6 +51,7 @@ def main(argv=None):
     parser.add_argument("--epoch-growth", type=float, help="contract-aware re-planning threshold (default 0)")
     args = parser.parse_args(argv)
     learner_params = {} if args.epoch_growth is None else {"epoch_growth": args.epoch_growth}
+    warm_up(args.learner, learner_params)
     for steps in args.steps:
         ours, theirs = [], []
         for seed in range(args.repeats):

@@ -15,6 +15,7 @@ from mesa.discrete_space import Network
 
 from market_abm.agents import LearningAgent, Principal
 from market_abm.core import TabularEnv, TabularMDP, make_learner, make_mechanism
+from market_abm.core.settlement import settle_step
 from market_abm.core.validation import check_int
 from market_abm.environments.registry import make_environment
 from market_abm.metrics import max_error, phase1_errors, summarise
@@ -68,7 +69,6 @@ class MarketModel(mesa.Model):
         self.actions = np.zeros(n, dtype=np.int64)
         self.private_rewards, self.external_rewards, self.transfers = np.zeros(n), np.zeros(n), np.zeros(n)
         self.transfers_received = np.zeros(n)
-        self.group_offset = env.groups if env.n_groups > 1 else 0  # row of each agent's principal
         self.action_shares = np.zeros(env.n_actions)
         self.target_share = np.nan  # share of agents taking the target action this step
         self.h, self.episode, self.cumulative_regret = 0, 0, 0.0
@@ -167,16 +167,15 @@ class MarketModel(mesa.Model):
 
     def settle(self, h, states):
         """Pay the posted transfer for the action taken; welfare counts only `r + u` (transfers cancel)."""
-        env, n = self.env, self.env.n_agents
-        point = self.group_offset * env.n_states + states  # each agent's (group, state) decision point
-        self.transfers = np.take(self.posted[:, h], point * env.n_actions + self.actions)
-        self.transfers_received += self.transfers
-        self.action_shares = np.bincount(self.actions, minlength=env.n_actions) / n
-        self.target_share = np.count_nonzero(np.take(self.episode_targets[:, h], point) == self.actions) / n
-        private = float(self.private_rewards.sum()) / n
-        self.step_welfare = private + float(self.external_rewards.sum()) / n
-        self.step_transfers = float(self.transfers.sum()) / n
-        self._episode_totals += (self.step_welfare, self.step_transfers, private)
+        n = self.env.n_agents
+        posted, targets = (np.ascontiguousarray(table[:, h]) for table in (self.posted, self.episode_targets))
+        chosen, on_target = settle_step(posted, targets, self.env.groups, states, self.actions, self.transfers,
+                                        self.transfers_received)
+        private, external, paid = (float(x.sum()) for x in (self.private_rewards, self.external_rewards, self.transfers))
+        self.action_shares = chosen / n
+        self.target_share = on_target / n
+        self.step_welfare, self.step_transfers = (private + external) / n, paid / n
+        self._episode_totals += (self.step_welfare, self.step_transfers, private / n)
 
     def end_episode(self):
         """Book the episode's welfare and regret, and let the institution learn from it."""

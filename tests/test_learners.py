@@ -59,11 +59,11 @@ def test_agents_replan_when_their_epoch_ends_or_the_offers_they_face_change():
     assert learner.replans == 12  # everyone plans at the start
     learner.begin_episode(offers, groups)
     assert learner.replans == 12  # nothing new: nobody replans
-    learner.transition_counts[0, 0, 0, :] = 3  # everyone visits (0, 0) for the first time: new epochs
+    learner.visits[0, 0, :] = 3  # everyone visits (0, 0) for the first time: new epochs
     learner.begin_episode(offers, groups)
     assert learner.replans == 24
-    learner.transition_counts[0, 0, 0, 0] = 6  # agent 0's count doubles
-    learner.transition_counts[0, 0, 0, 1] = 5  # agent 1's grows, by less
+    learner.visits[0, 0, 0] = 6  # agent 0's count doubles
+    learner.visits[0, 0, 1] = 5  # agent 1's grows, by less
     learner.begin_episode(offers, groups)
     assert learner.replans == 25
     before = learner.greedy_policy()
@@ -83,9 +83,9 @@ def test_planning_some_agents_gives_them_the_plan_they_get_with_everyone():
         learner.update(0, states, actions, rng.normal(size=50), np.zeros(50), next_states)
         states = next_states
     offers, groups = rng.normal(size=(1, 4, 3, 3)), np.zeros(50, dtype=int)
-    learner.plan(learner.visits, offers, groups, slice(None))  # everyone, in place
+    learner.plan(offers, groups, slice(None))  # everyone, in place
     plan = learner.greedy_policy()
     learner.policy[:] = 0
     some = np.arange(0, 50, 3)
-    learner.plan(learner.visits, offers, groups, some)  # a subset, gathered
+    learner.plan(offers, groups, some)  # a subset, gathered
     assert np.array_equal(learner.greedy_policy()[some], plan[some])

@@ -1,4 +1,5 @@
-"""Pure numpy core: tabular MDPs and exact solvers, learners, transfer schemes, mechanisms, metrics."""
+"""The core, numpy with no Mesa (per-agent loops compiled by numba): tabular MDPs and exact solvers,
+learners, transfer schemes, mechanisms, metrics."""
 
 from market_abm.core.environment import PopulationEnv, TabularEnv
 from market_abm.core.learners import Learner

@@ -1,4 +1,5 @@
-"""Tabular learners, vectorised over a population: every array's first axis is the agent.
+"""Tabular learners for a population: the contract's arrays are indexed by agent; the built-in
+learners keep their own tables with the agent on the last axis and update them in compiled loops.
 
 A learner decides at decision points `x = (h, s)`. The contract (checked by one conformance test
 for every registered learner):
@@ -16,27 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from market_abm.core.compiled import compiled, inlined
+from market_abm.core.planning import plan_block
 from market_abm.core.validation import check_int, check_number
-
-
-UNSEEN = np.float32(1e9)  # stands in for minus infinity in float32 mask arithmetic
-
-
-def agent_rows(array, agents):
-    """The `agents` (a slice or index array) of an array with the agent on its last axis, contiguous."""
-    return array[..., agents] if isinstance(agents, slice) else np.take(array, agents, axis=-1)
-
-
-def first_argmax(q):
-    """Argmax and max over axis 1 of `q (S, A, m)`, lowest action on ties, as `(S, m)` int8 and float32;
-    branch-free, which beats `argmax` over a middle axis."""
-    best = q[:, 0].astype(np.float32)
-    choice = np.zeros(best.shape, dtype=np.int8)
-    for a in range(1, q.shape[1]):
-        better = q[:, a] > best
-        choice += better * (np.int8(a) - choice)
-        np.maximum(best, q[:, a], out=best)
-    return choice, best
 
 
 class Learner:
@@ -97,7 +80,7 @@ class ContractAwareLearner(Learner):
 
     name = "contract_aware"
     contract_aware = True
-    block = 65536  # agents planned at once: bounds the temporaries at large N
+    chunk = 65536  # agents gathered at once when only some re-plan: bounds the copies at large N
 
     def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.1, epoch_growth=0.0):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
@@ -105,22 +88,16 @@ class ContractAwareLearner(Learner):
         self.epoch_growth = check_number("epoch_growth", epoch_growth, low=0.0)
         n, s, a = self.n_agents, self.n_states, self.n_actions
         self.transition_counts = np.zeros((s, a, s, n), dtype=np.float32)  # whole counts, exact below 2**24
+        self.visits = np.zeros((s, a, n), dtype=np.float32)  # visits of each state-action pair
         self.reward_sum = np.zeros((s, a, n))
         self.epoch_ends = np.zeros((s, a, n), dtype=np.float32)  # visits that end the agent's epoch
         self.policy = np.zeros((self.horizon, s, n), dtype=np.int8)
         self.offers = None  # the schedule (G, H, S, A) the current plans were made on
         self.replans = 0  # agent plans made so far
-        self._scratch = None
-
-    @property
-    def visits(self):
-        """Visits `(S, A, N)` of each state-action pair."""
-        return self.transition_counts.sum(axis=2)
 
     def begin_episode(self, schedule, groups):
         super().begin_episode(schedule, groups)
-        visits = self.visits
-        due = (visits >= self.epoch_ends).any(axis=(0, 1))
+        due = (self.visits >= self.epoch_ends).any(axis=(0, 1))
         if self.offers is None or self.offers.shape != schedule.shape:
             due[:] = True
         else:
@@ -128,67 +105,60 @@ class ContractAwareLearner(Learner):
             if changed.any():
                 due |= changed[groups]
         self.offers = schedule.copy()
-        if due.all():
-            agents = [slice(i, i + self.block) for i in range(0, self.n_agents, self.block)]
-        else:
-            rows = np.flatnonzero(due)
-            agents = [rows[i: i + self.block] for i in range(0, len(rows), self.block)]
-        for block in agents:
-            self.plan(visits, schedule, groups, block)
+        self.plan(schedule, groups, slice(None) if due.all() else np.flatnonzero(due))
 
-    def plan(self, visits, schedule, groups, agents):
+    def plan(self, schedule, groups, agents):
         """Start a new epoch for the `agents` (a slice or index array): backward induction on their
-        current estimates and the posted offers.
-
-        Arithmetic on 0/1 masks rather than `np.where` (the masks are irregular across agents), into
-        scratch arrays kept between episodes (fresh large temporaries cost page faults)."""
-        visits = agent_rows(visits, agents)  # (S, A, m)
-        counts = agent_rows(self.transition_counts, agents)  # (S, A, S, m)
-        tried, untried, inverse_seen, reward, expected, term = self.scratch(visits.shape)
-        np.minimum(visits, 1.0, out=tried)
-        np.subtract(1.0, tried, out=untried)
-        np.maximum(visits, 1.0, out=inverse_seen)
-        np.divide(agent_rows(self.reward_sum, agents), inverse_seen, out=reward, casting="same_kind")
-        best_seen = np.subtract(reward, np.multiply(untried, UNSEEN, out=term), out=term).max(axis=(0, 1))
-        best_seen *= best_seen > -0.5 * UNSEEN  # nothing tried yet: 0
-        reward *= tried
-        reward += np.multiply(untried, best_seen, out=term)
-        reward += np.divide(self.bonus, np.sqrt(np.add(visits, 1.0, out=term), out=term), out=term)
-        np.divide(tried, inverse_seen, out=inverse_seen)
-        if len(schedule) == 1:
-            offers = schedule[0, ..., None].astype(np.float32)  # (H, S, A, 1)
+        current estimates and the posted offers `schedule (G, H, S, A)`."""
+        offers, growth, rows = schedule.astype(np.float32), 1.0 + self.epoch_growth, self.rows[agents]
+        if len(rows) == self.n_agents:  # everyone, in place
+            plan_block(self.transition_counts, self.visits, self.reward_sum, offers, groups, self.bonus, growth,
+                       self.policy, self.epoch_ends)
         else:
-            offers = np.moveaxis(schedule[groups[agents]], 0, -1).astype(np.float32)  # (H, S, A, m)
-        value = np.zeros(counts.shape[2:], dtype=np.float32)  # (S, m)
-        for h in range(self.horizon - 1, -1, -1):
-            np.multiply(counts[:, :, 0], value[0], out=expected)
-            for s_next in range(1, self.n_states):
-                expected += np.multiply(counts[:, :, s_next], value[s_next], out=term)
-            expected *= inverse_seen
-            expected += np.multiply(untried, value.mean(axis=0), out=term)  # untried: uniform over next states
-            expected += reward
-            expected += offers[h]
-            self.policy[h][:, agents], value = first_argmax(expected)
-        grown = np.multiply(visits, 1.0 + self.epoch_growth, out=term)
-        self.epoch_ends[..., agents] = np.maximum(grown, np.add(visits, 1.0, out=tried), out=term)
-        self.replans += visits.shape[-1]
-
-    def scratch(self, shape):
-        """Six float32 arrays of `shape`, reused while the shape repeats."""
-        if self._scratch is None or self._scratch[0].shape != shape:
-            self._scratch = [np.empty(shape, dtype=np.float32) for _ in range(6)]
-        return self._scratch
+            for start in range(0, len(rows), self.chunk):  # a subset is gathered, a chunk at a time
+                part = rows[start: start + self.chunk]
+                policy, ends = self.policy[..., part], self.epoch_ends[..., part]
+                plan_block(np.take(self.transition_counts, part, axis=-1), np.take(self.visits, part, axis=-1),
+                           np.take(self.reward_sum, part, axis=-1), offers, groups[part], self.bonus, growth,
+                           policy, ends)
+                self.policy[..., part], self.epoch_ends[..., part] = policy, ends
+        self.replans += len(rows)
 
     def act(self, h, states):
-        return np.take(self.policy[h], states * self.n_agents + self.rows).astype(np.int64)
+        return choose(self.policy[h], states)
 
     def update(self, h, states, actions, private_rewards, transfers, next_states):
-        pair = states * self.n_actions + actions
-        self.reward_sum.ravel()[pair * self.n_agents + self.rows] += private_rewards
-        self.transition_counts.ravel()[(pair * self.n_states + next_states) * self.n_agents + self.rows] += 1
+        count_step(self.transition_counts, self.visits, self.reward_sum, states, actions, private_rewards,
+                   next_states)
 
     def greedy_policy(self):
         return np.moveaxis(self.policy, -1, 0).astype(np.int64)
+
+
+@compiled
+def choose(policy, states):
+    """Each agent's planned action `policy (S, N)[states[i], i]`, as int64 `(N,)`."""
+    actions = np.empty(states.shape[0], dtype=np.int64)
+    for i in range(states.shape[0]):
+        actions[i] = policy[states[i], i]
+    return actions
+
+
+@compiled
+def count_step(transition_counts, visits, reward_sum, states, actions, rewards, next_states):
+    """Add one step of every agent `i` to its counts `(S, A, S, N)`, visits and reward sums `(S, A, N)`.
+    One pass per array: the compiler can then keep each loop free of the others' memory traffic."""
+    n_s, n_a, _, n = transition_counts.shape
+    counts, seen, total = transition_counts.reshape(-1), visits.reshape(-1), reward_sum.reshape(-1)
+    rows = np.empty(n, np.int64)  # (s, a) row of each agent, times N
+    for i in range(n):
+        rows[i] = (states[i] * n_a + actions[i]) * n
+    for i in range(n):
+        seen[rows[i] + i] += 1.0
+    for i in range(n):
+        total[rows[i] + i] += rewards[i]
+    for i in range(n):
+        counts[rows[i] * n_s + next_states[i] * n + i] += 1.0
 
 
 class QLearner(Learner):
@@ -205,66 +175,118 @@ class QLearner(Learner):
     def __init__(self, n_agents, n_states, n_actions, horizon, rng, exploration="epsilon",
                  epsilon=1.0, temperature=0.5, decay=200.0, bonus=0.05):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
-        if exploration not in ("epsilon", "boltzmann", "optimistic"):
+        if exploration not in EXPLORATIONS:
             raise ValueError(f"exploration: must be 'epsilon', 'boltzmann' or 'optimistic', got {exploration!r}")
         self.exploration = exploration
         self.epsilon = check_number("epsilon", epsilon, low=0.0, high=1.0)
         self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
         self.decay = check_number("decay", decay, low=0.0, low_open=True)
         self.bonus = check_number("bonus", bonus, low=0.0)
-        shape = (self.n_agents, self.horizon + 1, self.n_states, self.n_actions)
+        shape = (self.horizon + 1, self.n_states, self.n_actions, self.n_agents)  # agent last, like every learner
         start = (self.horizon - np.arange(self.horizon + 1)) if exploration == "optimistic" else np.zeros(self.horizon + 1)
-        self.q = np.broadcast_to(start[None, :, None, None], shape).astype(float).copy()
-        self.visits = np.zeros((self.n_agents, self.horizon, self.n_states, self.n_actions), dtype=np.int64)
+        self.q = np.broadcast_to(start[:, None, None, None], shape).astype(float).copy()
+        self.visits = np.zeros((self.horizon, self.n_states, self.n_actions, self.n_agents), dtype=np.int32)
 
     def schedule_factor(self):
         """How much exploration is left in the current episode (1 at the start, decaying)."""
         return 1.0 / (1.0 + max(self.episode - 1, 0) / self.decay)
 
-    def point(self, h, states):
-        """Each agent's flat row `(agent, h, state)` in `q` viewed as `(N * (H + 1) * S, A)`."""
-        return (self.rows * (self.horizon + 1) + h) * self.n_states + states
+    def exploration_now(self):
+        """The exploration rule as the kernels take it: its index in `EXPLORATIONS`, then this episode's
+        epsilon and temperature."""
+        factor = self.schedule_factor()
+        return EXPLORATIONS.index(self.exploration), self.epsilon * factor, self.temperature * factor
 
     def act(self, h, states):
-        probs = self.behaviour_probs(np.take(self.q.reshape(-1, self.n_actions), self.point(h, states), axis=0))
-        draws = self.rng.random(self.n_agents)
-        passed, actions = probs[:, 0].copy(), np.zeros(self.n_agents, dtype=np.int64)
-        for a in range(1, self.n_actions):  # inverse CDF, a column at a time: A is small
-            actions += draws >= passed
-            passed += probs[:, a]
-        return actions
+        return sample_actions(self.q, h, states, self.rng.random(self.n_agents), *self.exploration_now())
 
     def behaviour_probs(self, q):
         """Action probabilities for action values `q (..., A)`."""
-        greedy = np.eye(self.n_actions)[q.argmax(axis=-1)]
-        if self.exploration == "epsilon":
-            eps = self.epsilon * self.schedule_factor()
-            return (1.0 - eps) * greedy + eps / self.n_actions
-        if self.exploration == "boltzmann":
-            z = (q - q.max(axis=-1, keepdims=True)) / (self.temperature * self.schedule_factor())
-            p = np.exp(z)
-            return p / p.sum(axis=-1, keepdims=True)
-        return greedy
+        rows = np.ascontiguousarray(q.reshape(-1, self.n_actions), dtype=float)
+        return behaviour_table(rows, *self.exploration_now()).reshape(q.shape)
 
     def update(self, h, states, actions, private_rewards, transfers, next_states):
-        visit = ((self.rows * self.horizon + h) * self.n_states + states) * self.n_actions + actions
-        n = np.take(self.visits, visit) + 1
-        self.visits.ravel()[visit] = n
-        step = (self.horizon + 1.0) / (self.horizon + n)
-        future = np.take(self.q.reshape(-1, self.n_actions), self.point(h + 1, next_states), axis=0)
-        target = private_rewards + transfers + np.maximum.reduce(future.T)
-        if self.exploration == "optimistic":
-            log_term = np.log(self.episode + 1.0)
-            target = target + self.bonus * np.sqrt(self.horizon**3 * log_term / n)
-        cell = self.point(h, states) * self.n_actions + actions
-        old = np.take(self.q, cell)
-        self.q.ravel()[cell] = old + step * (target - old)
+        confidence = self.horizon**3 * np.log(self.episode + 1.0)
+        q_step(self.q, self.visits, h, states, actions, private_rewards, transfers, next_states,
+               self.exploration == "optimistic", self.bonus, confidence)
 
     def greedy_policy(self):
-        return self.q[:, : self.horizon].argmax(axis=-1)
+        return np.moveaxis(self.q[: self.horizon].argmax(axis=2), -1, 0)
 
     def behaviour_policy(self):
-        return self.behaviour_probs(self.q[:, : self.horizon])
+        return self.behaviour_probs(np.moveaxis(self.q[: self.horizon], -1, 0))
+
+
+EXPLORATIONS = ("epsilon", "boltzmann", "optimistic")  # the kernels' `mode`: an index into this
+
+
+@inlined
+def exploration_probs(values, mode, epsilon, temperature, out):
+    """Action probabilities `out (A,)` for action values `values (A,)`: epsilon-greedy (mode 0),
+    softmax at `temperature` (1) or greedy (2); the greedy action is the lowest best one."""
+    n_a = values.shape[0]
+    best, top = 0, values[0]
+    for a in range(1, n_a):  # selects, not branches: learned values compare unpredictably
+        better = values[a] > top
+        best = a if better else best
+        top = values[a] if better else top
+    if mode == 1:
+        total = 0.0
+        for a in range(n_a):
+            out[a] = np.exp((values[a] - top) / temperature)
+            total += out[a]
+        for a in range(n_a):
+            out[a] /= total
+        return
+    explore = epsilon if mode == 0 else 0.0
+    for a in range(n_a):
+        out[a] = (1.0 - explore) * (a == best) + explore / n_a
+
+
+@compiled
+def behaviour_table(values, mode, epsilon, temperature):
+    """`exploration_probs` of every row of `values (M, A)`."""
+    probs = np.empty_like(values)
+    for row in range(values.shape[0]):
+        exploration_probs(values[row], mode, epsilon, temperature, probs[row])
+    return probs
+
+
+@compiled
+def sample_actions(q, h, states, draws, mode, epsilon, temperature):
+    """Each agent's action at step `h` in its state, drawn from `exploration_probs` of its values
+    `q (H + 1, S, A, N)` by inverse CDF on its uniform `draws[i]`."""
+    values, probs = np.empty(q.shape[2]), np.empty(q.shape[2])
+    actions = np.empty(states.shape[0], np.int64)
+    for i in range(states.shape[0]):
+        for a in range(values.shape[0]):
+            values[a] = q[h, states[i], a, i]
+        exploration_probs(values, mode, epsilon, temperature, probs)
+        passed, action = probs[0], 0
+        for a in range(1, probs.shape[0]):
+            action += draws[i] >= passed
+            passed += probs[a]
+        actions[i] = action
+    return actions
+
+
+@compiled
+def q_step(q, visits, h, states, actions, private_rewards, transfers, next_states, optimistic, bonus, confidence):
+    """One Q-learning update per agent towards `r + tau + max_b q[h + 1, s', b]`, with step size
+    `(H + 1) / (H + n)` and, if `optimistic`, the bonus `bonus * sqrt(confidence / n)`."""
+    horizon = visits.shape[0]
+    for i in range(states.shape[0]):
+        s, a = states[i], actions[i]
+        n = visits[h, s, a, i] + 1
+        visits[h, s, a, i] = n
+        best = q[h + 1, next_states[i], 0, i]
+        for b in range(1, q.shape[2]):
+            best = max(best, q[h + 1, next_states[i], b, i])
+        target = private_rewards[i] + transfers[i] + best
+        if optimistic:
+            target = target + bonus * np.sqrt(confidence / n)
+        old = q[h, s, a, i]
+        q[h, s, a, i] = old + (horizon + 1.0) / (horizon + n) * (target - old)
 
 
 def epsilon_greedy(n_agents, n_states, n_actions, horizon, rng, **params):

@@ -18,6 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
+from market_abm.core.compiled import LANES, compiled
 from market_abm.core.mdp import backward_induction, policy_evaluation
 from market_abm.core.validation import check_int, check_number
 
@@ -28,6 +29,26 @@ MAX_CANDIDATES = 50_000
 def count(index, shape, weights=None):
     """Counts (or sums of `weights`) of flat `index` values, as an array of `shape`."""
     return np.bincount(index, weights, minlength=math.prod(shape)).reshape(shape)
+
+
+@compiled
+def count_transitions(counts, external_sum, groups, states, actions, next_states, external_rewards):
+    """Add every agent's step to its group's transition counts `(G, S, A, S)` and external reward
+    `(G, S, A)`. Most agents share a few cells, so consecutive agents add to separate copies (lanes)
+    rather than wait on each other's update of the same cell."""
+    n, n_s, n_a = states.shape[0], counts.shape[1], counts.shape[2]
+    pairs = np.empty(n, np.int64)  # flat (group, state, action) of each agent
+    for i in range(n):
+        pairs[i] = (groups[i] * n_s + states[i]) * n_a + actions[i]
+    transitions, external = np.zeros((LANES, counts.size)), np.zeros((LANES, external_sum.size))
+    for i in range(n):
+        transitions[i % LANES, pairs[i] * n_s + next_states[i]] += 1.0
+    for i in range(n):
+        external[i % LANES, pairs[i]] += external_rewards[i]
+    counts_flat, external_flat = counts.reshape(-1), external_sum.reshape(-1)
+    for lane in range(LANES):
+        counts_flat += transitions[lane]
+        external_flat += external[lane]
 
 
 class Mechanism:
@@ -122,8 +143,8 @@ class TwoPhaseMechanism(Mechanism):
         self.external_sum = np.zeros((g, self.n_states, self.n_actions))
         self.action_counts = np.zeros((g, self.horizon, self.n_states, self.n_actions))
         self.first_states = np.zeros((g, self.n_states))
-        self.episode_counts = np.zeros((self.horizon, g * self.n_states * self.n_actions * self.n_states))
-        self.episode_external = np.zeros((self.horizon, g * self.n_states * self.n_actions))
+        self.episode_counts = np.zeros((self.horizon, g, self.n_states, self.n_actions, self.n_states))
+        self.episode_external = np.zeros((self.horizon, g, self.n_states, self.n_actions))
         self.waited[:] = -self.warmup
         self.group_sizes = np.bincount(env.groups, minlength=g)
         self.trial, self.shortlist = None, None
@@ -141,17 +162,14 @@ class TwoPhaseMechanism(Mechanism):
     def record(self, h, groups, states, actions, next_states, external_rewards):
         """Count one step of every agent: its transitions and external reward, by step; `tally`
         pools the episode when it ends."""
-        n_s, n_a = self.n_states, self.n_actions
-        pair = states * n_a + actions if self.n_groups == 1 else (groups * n_s + states) * n_a + actions
-        self.episode_counts[h] += count(pair * n_s + next_states, self.episode_counts.shape[1:])
-        self.episode_external[h] += count(pair, self.episode_external.shape[1:], external_rewards)
+        count_transitions(self.episode_counts[h], self.episode_external[h], groups, states, actions, next_states,
+                          external_rewards)
 
     def tally(self):
         """Pool the episode's counts into the principal's data (transitions, external reward, first
         states, laissez-faire choices), its payoff, and the offers' acceptance counts."""
-        g, n_h, n_s, n_a = self.n_groups, self.horizon, self.n_states, self.n_actions
-        counts = self.episode_counts.reshape(n_h, g, n_s, n_a, n_s)
-        external = self.episode_external.reshape(n_h, g, n_s, n_a)
+        n_a = self.n_actions
+        counts, external = self.episode_counts, self.episode_external
         self.transition_counts += counts.sum(axis=0)
         self.external_sum += external.sum(axis=0)
         visits = np.moveaxis(counts.sum(axis=-1), 0, 1)  # (G, H, S, A)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from market_abm.core.compiled import compiled
 from market_abm.core.mdp import TabularMDP, cumulative, inverse_cdf
 from market_abm.core.validation import check_int, check_number
 from market_abm.environments.network import NetworkEnv
@@ -89,10 +90,6 @@ class PollutionParams:
         low = np.minimum(np.floor(x), self.levels - 2)
         return low.astype(np.int64), x - low
 
-    def round_up(self, stock, uniforms):
-        """A draw of `split`: the (non-negative) stock rounded up with probability its fractional part."""
-        return np.floor(np.minimum(stock, self.levels - 1.0) + uniforms).astype(np.int64)
-
 
 def single_node_mdp(params=None):
     """The paper setting: one firm on one node, as an exact `TabularMDP`."""
@@ -128,9 +125,11 @@ class PollutionEnv(NetworkEnv):
 
     def dynamics(self, states, actions, uniforms):
         """Decay, emit, diffuse over the network, then round the stock to whole units."""
-        pair = states * self.n_actions + actions
-        stock = self.params.round_up(self.operator @ np.take(self.emitted, pair), uniforms)
-        return stock, np.take(self.private, pair), np.take(self.external, pair)
+        worlds = [np.ascontiguousarray(x.reshape(len(x), -1).T) for x in (states, actions, uniforms)]
+        op = self.operator
+        outcome = diffuse_and_round(op.indptr, op.indices, op.data, self.emitted, self.private, self.external,
+                                    *worlds, float(self.params.levels - 1))
+        return tuple(part.T.reshape(states.shape) for part in outcome)
 
     def deviation_counts(self, states, actions):
         """Had a node alone taken action `b`, its stock would move by the share it keeps of the extra emission."""
@@ -160,6 +159,37 @@ class PollutionEnv(NetworkEnv):
         external = carried - p.damage_share * own_share  # (k,) units reaching others, per unit emitted
         per_unit = np.array([external[: p.horizon - 1 - h].sum() for h in range(p.horizon)])
         return -per_unit[:, None, None] * marginal[None, :, None] * np.asarray(p.emissions)[None, None, :]
+
+
+@compiled
+def diffuse_and_round(indptr, indices, weights, emitted, private, external, states, actions, uniforms, top):
+    """One step of every node `i` in every world `w` (arrays `(W, N)`): the stock after decay and
+    emissions `emitted (S, A)` spreads by the CSR operator `(indptr, indices, weights)`, is capped at
+    `top` and rounded up with probability its fractional part. Returns the next stock levels and each
+    node's private and external rewards `(S, A)`."""
+    n_worlds, n = states.shape
+    n_actions = emitted.shape[1]
+    emitted, private, external = emitted.ravel(), private.ravel(), external.ravel()
+    next_states = np.empty((n_worlds, n), np.int64)
+    private_rewards, external_rewards = np.empty((n_worlds, n)), np.empty((n_worlds, n))
+    pairs, stock, received = np.empty(n, np.int64), np.empty(n), np.empty(n)
+    for w in range(n_worlds):  # one pass per quantity: each loop streams through few arrays
+        for i in range(n):
+            pairs[i] = states[w, i] * n_actions + actions[w, i]
+        for i in range(n):
+            stock[i] = emitted[pairs[i]]
+        for i in range(n):
+            total = 0.0
+            for k in range(indptr[i], indptr[i + 1]):
+                total += weights[k] * stock[indices[k]]
+            received[i] = total
+        for i in range(n):
+            next_states[w, i] = np.int64(np.floor(min(received[i], top) + uniforms[w, i]))
+        for i in range(n):
+            private_rewards[w, i] = private[pairs[i]]
+        for i in range(n):
+            external_rewards[w, i] = external[pairs[i]]
+    return next_states, private_rewards, external_rewards
 
 
 def diffusion_operator(adjacency, diffusion):
