@@ -50,7 +50,7 @@ class LearningAgent(FixedAgent):
     def q_values(self):
         """Action values `(H, S, A)` for learners that keep them (model-free ones), else None."""
         q = getattr(self.model.learner, "q", None)
-        return None if q is None else q[self.row, : self.model.env.horizon]
+        return None if q is None else q[: self.model.env.horizon, ..., self.row]  # the agent is q's last axis
 
 
 class Principal(mesa.Agent):

@@ -116,7 +116,7 @@ class MarketModel(mesa.Model):
 
     @property
     def mean_state(self):
-        return float(self.states.mean())
+        return int(self.states.sum()) / self.env.n_agents  # an integer sum: exact, and cheaper than mean()
 
     def target_actions(self):
         """The action the institution steers towards at each `(group, h, s)`, `(G, H, S)`: the two-phase

@@ -79,6 +79,16 @@ def test_agents_are_handles_onto_population_rows():
         assert agent.policy.shape == (model.env.horizon, model.env.n_states)
         assert agent.cell.coordinate == agent.row
     assert model.principals[0].transfers_paid == pytest.approx(model.transfers_received.sum())
+    assert agents[0].q_values is None  # the contract-aware learner keeps no action values
+
+
+def test_q_learners_agents_read_their_own_action_values():
+    model = MarketModel(n_agents=6, graph="ring", mechanism="none", learner="epsilon_greedy", rng=2)
+    model.run_steps(30)
+    shape = (model.env.horizon, model.env.n_states, model.env.n_actions)
+    for agent in model.learning_agents:
+        assert agent.q_values.shape == shape and np.array_equal(agent.policy, agent.q_values.argmax(axis=-1))
+    assert len({agent.q_values.tobytes() for agent in model.learning_agents}) == 6  # rows, not copies
 
 
 def test_bring_your_own_mdp():
