@@ -171,7 +171,8 @@ class MarketModel(mesa.Model):
         posted, targets = (np.ascontiguousarray(table[:, h]) for table in (self.posted, self.episode_targets))
         chosen, on_target = settle_step(posted, targets, self.env.groups, states, self.actions, self.transfers,
                                         self.transfers_received)
-        private, external, paid = (float(x.sum()) for x in (self.private_rewards, self.external_rewards, self.transfers))
+        private, external, paid = (float(x.sum()) for x in (self.private_rewards, self.external_rewards,
+                                                             self.transfers))
         self.action_shares = chosen / n
         self.target_share = on_target / n
         self.step_welfare, self.step_transfers = (private + external) / n, paid / n

@@ -10,7 +10,9 @@ from market_abm.core.settlement import settle_step
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import PollutionEnv
 
-sizes = st.tuples(st.integers(1, 40), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2**32 - 1))
+# agents, groups, states, actions, seed
+sizes = st.tuples(st.integers(1, 40), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
+                  st.integers(0, 2**32 - 1))
 
 
 def population(n, g, s, a, seed):
@@ -37,7 +39,8 @@ def test_institution_counts_every_agent_once_by_group(size):
 def test_learners_count_their_own_steps(size):
     n, _, s, a, seed = size
     _, _, states, actions, next_states, rewards = population(n, 1, s, a, seed)
-    counts, visits, reward_sum = np.zeros((s, a, s, n), np.float32), np.zeros((s, a, n), np.float32), np.zeros((s, a, n))
+    counts, visits = np.zeros((s, a, s, n), np.float32), np.zeros((s, a, n), np.float32)
+    reward_sum = np.zeros((s, a, n))
     count_step(counts, visits, reward_sum, states, actions, rewards, next_states)
     agents = np.arange(n)
     assert counts.sum() == n
@@ -67,6 +70,7 @@ def test_pollution_step_is_the_sparse_operator_then_unbiased_rounding():
     stock = env.operator @ env.emitted[states, actions]
     expected = np.floor(np.minimum(stock, env.n_states - 1) + uniforms).astype(np.int64)
     assert np.array_equal(next_states, expected)
-    assert np.array_equal(private, env.private[states, actions]) and np.array_equal(external, env.external[states, actions])
+    assert np.array_equal(private, env.private[states, actions])
+    assert np.array_equal(external, env.external[states, actions])
     single = env.dynamics(states[:, 1], actions[:, 1], uniforms[:, 1])
     assert all(np.array_equal(one, many[:, 1]) for one, many in zip(single, (next_states, private, external)))

@@ -1,7 +1,8 @@
 """Loops over agents compiled to machine code (numba), for the hot paths of a step.
 
-A step touches every agent a handful of times; numpy would spend one pass over memory (and a few
-microseconds of call overhead) per operation, a compiled loop does all of an agent's work in one.
+numpy makes one pass over memory, with a temporary and a few microseconds of call overhead, per
+operation; a kernel does one stage of a step for every agent in a single call, without temporaries
+(and, where a loop would otherwise wait on memory shared across agents, in separate passes).
 Kernels take and return plain numpy arrays, are cached on disk after their first compilation, and
 use numpy's floating-point error model (no Python exceptions inside loops).
 """

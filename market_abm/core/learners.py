@@ -183,7 +183,8 @@ class QLearner(Learner):
         self.decay = check_number("decay", decay, low=0.0, low_open=True)
         self.bonus = check_number("bonus", bonus, low=0.0)
         shape = (self.horizon + 1, self.n_states, self.n_actions, self.n_agents)  # agent last, like every learner
-        start = (self.horizon - np.arange(self.horizon + 1)) if exploration == "optimistic" else np.zeros(self.horizon + 1)
+        steps_left = self.horizon - np.arange(self.horizon + 1)
+        start = steps_left if exploration == "optimistic" else np.zeros(self.horizon + 1)
         self.q = np.broadcast_to(start[:, None, None, None], shape).astype(float).copy()
         self.visits = np.zeros((self.horizon, self.n_states, self.n_actions, self.n_agents), dtype=np.int32)
 

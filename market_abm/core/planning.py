@@ -39,7 +39,8 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
             best[j] = -UNSEEN
         for s in range(n_s):
             for a in range(n_a):
-                seen, rewards, ends = visits[s, a, lo: lo + b], reward_sum[s, a, lo: lo + b], epoch_ends[s, a, lo: lo + b]
+                rows = slice(lo, lo + b)
+                seen, rewards, ends = visits[s, a, rows], reward_sum[s, a, rows], epoch_ends[s, a, rows]
                 for j in range(b):
                     v = seen[j]
                     tried = min(v, one)
