@@ -18,7 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
-from market_abm.core.compiled import LANES, compiled
+from market_abm.core.compiled import compiled, lane_sums
 from market_abm.core.mdp import backward_induction, policy_evaluation
 from market_abm.core.validation import check_int, check_number
 
@@ -33,22 +33,16 @@ def count(index, shape, weights=None):
 
 @compiled
 def count_transitions(counts, external_sum, groups, states, actions, next_states, external_rewards):
-    """Add every agent's step to its group's transition counts `(G, S, A, S)` and external reward
-    `(G, S, A)`. Most agents share a few cells, so consecutive agents add to separate copies (lanes)
-    rather than wait on each other's update of the same cell."""
+    """Add every agent's step to its group's transition counts `(G, S, A, S)` and external reward `(G, S, A)`."""
     n, n_s, n_a = states.shape[0], counts.shape[1], counts.shape[2]
-    pairs = np.empty(n, np.int64)  # flat (group, state, action) of each agent
+    pairs, cells = np.empty(n, np.int64), np.empty(n, np.int64)  # flat (group, state, action[, next state])
     for i in range(n):
         pairs[i] = (groups[i] * n_s + states[i]) * n_a + actions[i]
-    transitions, external = np.zeros((LANES, counts.size)), np.zeros((LANES, external_sum.size))
     for i in range(n):
-        transitions[i % LANES, pairs[i] * n_s + next_states[i]] += 1.0
-    for i in range(n):
-        external[i % LANES, pairs[i]] += external_rewards[i]
+        cells[i] = pairs[i] * n_s + next_states[i]
     counts_flat, external_flat = counts.reshape(-1), external_sum.reshape(-1)
-    for lane in range(LANES):
-        counts_flat += transitions[lane]
-        external_flat += external[lane]
+    counts_flat += lane_sums(cells, None, counts.size)
+    external_flat += lane_sums(pairs, external_rewards, external_sum.size)
 
 
 class Mechanism:

@@ -34,12 +34,12 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
     expected, choice = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.int8)
     for lo in range(0, n, WIDTH):
         b = min(WIDTH, n - lo)
+        rows = slice(lo, lo + b)
         # estimates: mean reward plus bonus, transition probabilities, the best mean reward seen
         for j in range(b):
             best[j] = -UNSEEN
         for s in range(n_s):
             for a in range(n_a):
-                rows = slice(lo, lo + b)
                 seen, rewards, ends = visits[s, a, rows], reward_sum[s, a, rows], epoch_ends[s, a, rows]
                 for j in range(b):
                     v = seen[j]
@@ -51,7 +51,7 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
                     reward[s, a, j] = r + bonus / np.sqrt(v + one)
                     ends[j] = max(v * growth, v + one)
                 for t in range(n_s):
-                    row = counts[s, a, t, lo: lo + b]
+                    row = counts[s, a, t, rows]
                     for j in range(b):
                         prob[s, a, t, j] = row[j] * inverse[j]
         for j in range(b):
@@ -95,7 +95,7 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
                         for j in range(b):
                             choice[j] += (expected[j] > best[j]) * (a - choice[j])
                             best[j] = max(best[j], expected[j])
-                plan = policy[h, s, lo: lo + b]
+                plan = policy[h, s, rows]
                 for j in range(b):
                     new_value[s, j] = best[j]
                     plan[j] = choice[j]

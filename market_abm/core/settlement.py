@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from market_abm.core.compiled import LANES, compiled
+from market_abm.core.compiled import compiled, lane_sums
 
 
 @compiled
 def settle_step(posted, targets, groups, states, actions, transfers, received):
     """Pay every agent `i` the transfer `posted[g, s, a] (G, S, A)` for its action in its state, into
-    `transfers (N,)`, and add it to `received (N,)`. Returns the count of agents per action `(A,)` and
-    the number taking the action `targets[g, s] (G, S)`."""
+    `transfers (N,)`, and add it to `received (N,)`. Returns the number of agents per action `(A,)`, as
+    floats, and the number taking the action `targets[g, s] (G, S)`."""
     n, n_states, n_actions = states.shape[0], posted.shape[1], posted.shape[2]
     posted, targets = posted.ravel(), targets.ravel()  # flat (group, state[, action]) rows
     points = np.empty(n, np.int64)
@@ -23,12 +23,7 @@ def settle_step(posted, targets, groups, states, actions, transfers, received):
         transfers[i] = posted[points[i] * n_actions + actions[i]]
     for i in range(n):
         received[i] += transfers[i]
-    lanes = np.zeros((LANES, n_actions), np.int64)  # consecutive agents count into separate lanes
-    for i in range(n):
-        lanes[i % LANES, actions[i]] += 1
-    chosen = np.zeros(n_actions, np.int64)
-    for lane in range(LANES):
-        chosen += lanes[lane]
+    chosen = lane_sums(actions, None, n_actions)
     on_target = 0
     for i in range(n):
         on_target += targets[points[i]] == actions[i]
