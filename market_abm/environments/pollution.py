@@ -119,6 +119,7 @@ class PollutionEnv(NetworkEnv):
         self.emitted = p.emitted(np.arange(p.levels)[:, None], np.arange(self.n_actions)[None, :])  # (S, A)
         self._initial_cdf = cumulative(p.initial_distribution)
         self.operator = diffusion_operator(topology.adjacency, p.diffusion)
+        self.csr = compact_csr(self.operator)
 
     def initial_states(self, uniforms):
         return inverse_cdf(self._initial_cdf, uniforms)
@@ -126,9 +127,8 @@ class PollutionEnv(NetworkEnv):
     def dynamics(self, states, actions, uniforms):
         """Decay, emit, diffuse over the network, then round the stock to whole units."""
         worlds = [np.ascontiguousarray(x.reshape(len(x), -1).T) for x in (states, actions, uniforms)]
-        op = self.operator
-        outcome = diffuse_and_round(op.indptr, op.indices, op.data, self.emitted, self.private, self.external,
-                                    *worlds, float(self.params.levels - 1))
+        outcome = diffuse_and_round(*self.csr, self.emitted, self.private, self.external, *worlds,
+                                    float(self.params.levels - 1))
         return tuple(part.T.reshape(states.shape) for part in outcome)
 
     def deviation_counts(self, states, actions):
@@ -178,10 +178,13 @@ def diffuse_and_round(indptr, indices, weights, emitted, private, external, stat
             pairs[i] = states[w, i] * n_actions + actions[w, i]
         for i in range(n):
             stock[i] = emitted[pairs[i]]
-        for i in range(n):
+        k = indptr[0]
+        for i in range(n):  # a while loop over unsigned indices: no range set-up or wraparound per row
+            end = indptr[i + 1]
             total = 0.0
-            for k in range(indptr[i], indptr[i + 1]):
+            while k < end:
                 total += weights[k] * stock[indices[k]]
+                k += 1
             received[i] = total
         for i in range(n):
             next_states[w, i] = np.int64(np.floor(min(received[i], top) + uniforms[w, i]))
@@ -190,6 +193,13 @@ def diffuse_and_round(indptr, indices, weights, emitted, private, external, stat
         for i in range(n):
             external_rewards[w, i] = external[pairs[i]]
     return next_states, private_rewards, external_rewards
+
+
+def compact_csr(operator):
+    """The operator's CSR arrays `(indptr, indices, data)` with unsigned 32-bit indices where they fit,
+    which the compiled product reads faster."""
+    index = np.uint32 if operator.nnz < 2**32 else np.uint64
+    return operator.indptr.astype(index), operator.indices.astype(index), operator.data
 
 
 def diffusion_operator(adjacency, diffusion):
