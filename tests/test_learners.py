@@ -89,3 +89,42 @@ def test_planning_some_agents_gives_them_the_plan_they_get_with_everyone():
     some = np.arange(0, 50, 3)
     learner.plan(offers, groups, some)  # a subset, gathered
     assert np.array_equal(learner.greedy_policy()[some], plan[some])
+
+
+def test_without_epoch_growth_every_agent_replans_after_any_step():
+    learner = make_learner("contract_aware", 8, 2, 2, 3, np.random.default_rng(0))
+    offers, groups = np.zeros((1, 3, 2, 2)), np.zeros(8, dtype=int)
+    learner.begin_episode(offers, groups)
+    learner.begin_episode(offers, groups)
+    assert learner.replans == 8  # nothing learned, offers unchanged: nobody replans
+    ones = np.ones(8, dtype=int)
+    learner.update(0, ones, ones, np.ones(8), np.zeros(8), ones)
+    learner.begin_episode(offers, groups)
+    assert learner.replans == 16
+
+
+def test_plans_do_not_depend_on_how_many_threads_make_them():
+    rng = np.random.default_rng(3)
+    learners = [make_learner("contract_aware", 1100, 4, 3, 5, np.random.default_rng(0), threads=t) for t in (1, 2)]
+    groups = np.zeros(1100, dtype=int)
+    for _ in range(4):
+        states, actions, next_states = (rng.integers(n, size=1100) for n in (4, 3, 4))
+        rewards = rng.normal(size=1100)
+        offers = rng.normal(0.0, 0.3, size=(1, 5, 4, 3))
+        for learner in learners:
+            learner.update(0, states, actions, rewards, np.zeros(1100), next_states)
+            learner.begin_episode(offers, groups)
+        assert np.array_equal(learners[0].policy, learners[1].policy)
+    assert learners[1].planner.threads == 2 and learners[1].planner.share != 0.4  # the helper did plan some
+
+
+def test_a_model_steps_the_same_whatever_the_planning_threads():
+    from market_abm import MarketModel
+
+    frames = []
+    for threads in (1, 2):
+        model = MarketModel(n_agents=600, graph="watts_strogatz", rng=5, benchmark=False,
+                            learner_params={"threads": threads})
+        model.run_steps(60)
+        frames.append((model.steps_frame(), model.learner.greedy_policy()))
+    assert frames[0][0].equals(frames[1][0]) and np.array_equal(frames[0][1], frames[1][1])

@@ -18,8 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
-from market_abm.core.planning import plan_block
+from market_abm.core.planning import PopulationPlanner, plan_block
 from market_abm.core.validation import check_int, check_number
+
+
+def resident_zeros(shape, dtype=float):
+    """Zeros whose memory is written now: `np.zeros` maps pages lazily, and a large table's first
+    writes would otherwise fault them in one at a time during the first steps."""
+    return np.full(shape, 0, dtype=dtype)
 
 
 class Learner:
@@ -75,29 +81,37 @@ class ContractAwareLearner(Learner):
     re-plans after every episode (UCB-VI); 1 waits for a doubling, as UCRL2 does, and re-plans
     rarely (faster, but slower to follow neighbours whose behaviour changes). The dynamics are
     stationary, so counts pool over steps. Arrays keep the agent on the last axis, so planning runs
-    over contiguous rows.
+    over contiguous rows; a large population plans on two cores unless `threads=1`.
     """
 
     name = "contract_aware"
     contract_aware = True
     chunk = 65536  # agents gathered at once when only some re-plan: bounds the copies at large N
 
-    def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.1, epoch_growth=0.0):
+    def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.1, epoch_growth=0.0, threads=None):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         self.bonus = check_number("bonus", bonus, low=0.0)
         self.epoch_growth = check_number("epoch_growth", epoch_growth, low=0.0)
+        threads = None if threads is None else check_int("threads", threads, low=1, high=2)
+        self.planner = PopulationPlanner(self.n_agents, threads)
         n, s, a = self.n_agents, self.n_states, self.n_actions
-        self.transition_counts = np.zeros((s, a, s, n), dtype=np.float32)  # whole counts, exact below 2**24
-        self.visits = np.zeros((s, a, n), dtype=np.float32)  # visits of each state-action pair
-        self.reward_sum = np.zeros((s, a, n))
-        self.epoch_ends = np.zeros((s, a, n), dtype=np.float32)  # visits that end the agent's epoch
-        self.policy = np.zeros((self.horizon, s, n), dtype=np.int8)
+        self.transition_counts = resident_zeros((s, a, s, n), np.float32)  # whole counts, exact below 2**24
+        self.visits = resident_zeros((s, a, n), np.float32)  # visits of each state-action pair
+        self.reward_sum = resident_zeros((s, a, n))
+        # the visits that end each agent's epoch; without growth, any visit does (then all agents are due
+        # together, for they all step together)
+        self.epoch_ends = resident_zeros((s, a, n), np.float32) if self.epoch_growth > 0 else None
+        self.stepped = False  # a step was learned since the last plan
+        self.policy = resident_zeros((self.horizon, s, n), np.int8)
         self.offers = None  # the schedule (G, H, S, A) the current plans were made on
         self.replans = 0  # agent plans made so far
 
     def begin_episode(self, schedule, groups):
         super().begin_episode(schedule, groups)
-        due = (self.visits >= self.epoch_ends).any(axis=(0, 1))
+        if self.epoch_ends is None:
+            due = np.full(self.n_agents, self.stepped)
+        else:
+            due = (self.visits >= self.epoch_ends).any(axis=(0, 1))
         if self.offers is None or self.offers.shape != schedule.shape:
             due[:] = True
         else:
@@ -106,22 +120,26 @@ class ContractAwareLearner(Learner):
                 due |= changed[groups]
         self.offers = schedule.copy()
         self.plan(schedule, groups, slice(None) if due.all() else np.flatnonzero(due))
+        self.stepped = False
 
     def plan(self, schedule, groups, agents):
         """Start a new epoch for the `agents` (a slice or index array): backward induction on their
         current estimates and the posted offers `schedule (G, H, S, A)`."""
         offers, growth, rows = schedule.astype(np.float32), 1.0 + self.epoch_growth, self.rows[agents]
         if len(rows) == self.n_agents:  # everyone, in place
-            plan_block(self.transition_counts, self.visits, self.reward_sum, offers, groups, self.bonus, growth,
-                       self.policy, self.epoch_ends)
+            self.planner(self.transition_counts, self.visits, self.reward_sum, offers, groups, self.bonus, growth,
+                         self.policy, self.epoch_ends)
         else:
             for start in range(0, len(rows), self.chunk):  # a subset is gathered, a chunk at a time
                 part = rows[start: start + self.chunk]
-                policy, ends = self.policy[..., part], self.epoch_ends[..., part]
+                policy = self.policy[..., part]
+                ends = None if self.epoch_ends is None else self.epoch_ends[..., part]
                 plan_block(np.take(self.transition_counts, part, axis=-1), np.take(self.visits, part, axis=-1),
                            np.take(self.reward_sum, part, axis=-1), offers, groups[part], self.bonus, growth,
-                           policy, ends)
-                self.policy[..., part], self.epoch_ends[..., part] = policy, ends
+                           policy, ends, 0, len(part))
+                self.policy[..., part] = policy
+                if ends is not None:
+                    self.epoch_ends[..., part] = ends
         self.replans += len(rows)
 
     def act(self, h, states):
@@ -130,6 +148,7 @@ class ContractAwareLearner(Learner):
     def update(self, h, states, actions, private_rewards, transfers, next_states):
         count_step(self.transition_counts, self.visits, self.reward_sum, states, actions, private_rewards,
                    next_states)
+        self.stepped = True
 
     def greedy_policy(self):
         return np.moveaxis(self.policy, -1, 0).astype(np.int64)
@@ -186,7 +205,7 @@ class QLearner(Learner):
         steps_left = self.horizon - np.arange(self.horizon + 1)
         start = steps_left if exploration == "optimistic" else np.zeros(self.horizon + 1)
         self.q = np.broadcast_to(start[:, None, None, None], shape).astype(float).copy()
-        self.visits = np.zeros((self.horizon, self.n_states, self.n_actions, self.n_agents), dtype=np.int32)
+        self.visits = resident_zeros((self.horizon, self.n_states, self.n_actions, self.n_agents), np.int32)
 
     def schedule_factor(self):
         """How much exploration is left in the current episode (1 at the start, decaying)."""

@@ -4,9 +4,16 @@ Each agent plans on its own estimates: mean reward per state-action pair plus th
 `bonus / sqrt(n + 1)` (an untried pair is valued at the agent's best mean reward and moves
 uniformly), empirical transitions, and the offers it faces. Agents are handled in blocks of
 `WIDTH`, with the agent as the innermost (vectorised) loop. Payoffs are per step, in float32.
+
+A large population is planned on two cores: a helper thread plans the last agents while the
+calling thread plans the first (agents plan independently, so the plans are the same either way).
 """
 
 from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -14,14 +21,82 @@ from market_abm.core.compiled import compiled
 
 WIDTH = 256  # agents planned together: their estimates stay in cache across the horizon
 UNSEEN = np.float32(1e9)  # stands in for minus infinity
+SHARED_PLANNING_MIN = 4096  # agents below which handing half to a helper thread costs more than it saves
+
+
+class PopulationPlanner:
+    """Plans all `n_agents` agents with `plan_block`, handing the last share of them to a helper
+    thread when there are enough agents and a second core. The share adapts so that both threads
+    finish together (the helper also has to wake up), and only changes who plans which agent.
+
+    Attributes:
+        threads: 1 or 2 threads planning.
+        share: the share of agents the helper plans.
+    """
+
+    def __init__(self, n_agents, threads=None):
+        self.n_agents = n_agents
+        if threads is None:
+            threads = 2 if n_agents >= SHARED_PLANNING_MIN and usable_cores() > 1 else 1
+        self.threads = threads
+        self.share = 0.4
+        if threads > 1:
+            helper_thread().submit(int).result()  # start the helper now, not in the first plan
+
+    def __call__(self, *args):
+        """`plan_block(*args)` for every agent."""
+        n = self.n_agents
+        cut = int(round(n * (1.0 - self.share) / WIDTH)) * WIDTH
+        if self.threads == 1 or not 0 < cut < n:
+            plan_block(*args, 0, n)
+            return
+        submitted = time.perf_counter()
+        helper = helper_thread().submit(started_at, plan_block, *args, cut, n)
+        plan_block(*args, 0, cut)
+        rate = (time.perf_counter() - submitted) / cut  # seconds per agent planned
+        wake_up = helper.result() - submitted
+        balanced = 0.5 * (1.0 - wake_up / (n * rate))  # (1 - s) n rate = wake_up + s n rate
+        self.share = min(max(0.8 * self.share + 0.2 * balanced, 0.05), 0.5)
+
+
+def usable_cores():
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def started_at(function, *args):
+    """Run `function(*args)`; return when it started (`time.perf_counter`)."""
+    start = time.perf_counter()
+    function(*args)
+    return start
+
+
+_helper = None
+
+
+def helper_thread():
+    """The one helper thread planning shares (started on first use, and again in a forked child)."""
+    global _helper
+    if _helper is None:
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="market-abm-planning")
+    return _helper
+
+
+def _forget_helper():
+    global _helper
+    _helper = None
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 
 @compiled
-def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy, epoch_ends):
+def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy, epoch_ends, start, stop):
     """Plan every agent `i` of `counts (S, A, S, N)`, `visits`, `reward_sum (S, A, N)` facing
-    `offers[groups[i]] (G, H, S, A)`; writes `policy (H, S, N)` (lowest action on ties) and the visits
-    `epoch_ends (S, A, N)` that end its new epoch (`growth` times the visits, one more at least)."""
-    n_s, n_a, _, n = counts.shape
+    `offers[groups[i]] (G, H, S, A)`; writes `policy (H, S, N)` (lowest action on ties) and, unless
+    `epoch_ends` is None (every visit ends an epoch), the visits `epoch_ends (S, A, N)` that end its new
+    epoch (`growth` times the visits, one more at least); only the agents `start..stop - 1` are planned."""
+    n_s, n_a = counts.shape[0], counts.shape[1]
     horizon = policy.shape[0]
     one, bonus, growth = np.float32(1.0), np.float32(bonus), np.float32(growth)
     shared = offers.shape[0] == 1
@@ -32,15 +107,15 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
     value, new_value = np.empty((n_s, WIDTH), np.float32), np.empty((n_s, WIDTH), np.float32)
     mean, best, inverse = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32)
     expected, choice = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.int8)
-    for lo in range(0, n, WIDTH):
-        b = min(WIDTH, n - lo)
+    for lo in range(start, stop, WIDTH):
+        b = min(WIDTH, stop - lo)
         rows = slice(lo, lo + b)
         # estimates: mean reward plus bonus, transition probabilities, the best mean reward seen
         for j in range(b):
             best[j] = -UNSEEN
         for s in range(n_s):
             for a in range(n_a):
-                seen, rewards, ends = visits[s, a, rows], reward_sum[s, a, rows], epoch_ends[s, a, rows]
+                seen, rewards = visits[s, a, rows], reward_sum[s, a, rows]
                 for j in range(b):
                     v = seen[j]
                     tried = min(v, one)
@@ -49,7 +124,10 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
                     r = np.float32(rewards[j]) * inverse[j]
                     best[j] = max(best[j], r - (one - tried) * UNSEEN)
                     reward[s, a, j] = r + bonus / np.sqrt(v + one)
-                    ends[j] = max(v * growth, v + one)
+                if epoch_ends is not None:
+                    ends = epoch_ends[s, a, rows]
+                    for j in range(b):
+                        ends[j] = max(seen[j] * growth, seen[j] + one)
                 for t in range(n_s):
                     row = counts[s, a, t, rows]
                     for j in range(b):
