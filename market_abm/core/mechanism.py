@@ -175,8 +175,7 @@ class TwoPhaseMechanism(Mechanism):
         self.episode_counts[:] = self.episode_external[:] = 0.0
         counting = self.counting()
         if counting.any():
-            decision = np.arange(self.n_groups)[:, None, None] * self.scheme.n_groups + self.scheme.group_of
-            taken = count((decision[..., None] * n_a + np.arange(n_a)).ravel(), self.taken.shape, visits.ravel())
+            taken = count(self.decision_cells, self.taken.shape, visits.ravel())
             self.taken += counting * taken
             self.seen += counting * np.repeat(taken.reshape(self.n_groups, -1, n_a).sum(axis=-1), n_a, axis=1)
 
@@ -352,6 +351,12 @@ class TwoPhaseMechanism(Mechanism):
         best = self.shortlist[np.arange(self.n_groups), self.trial_payoff.argmax(axis=1)]
         self.targets, self.trial = self.candidate_cells[best], None
         self.settle_targets()
+
+    @cached_property
+    def decision_cells(self):
+        """The flat `(group, cell)` each `(group, h, s, a)` visit counts towards, in `visits.ravel()` order."""
+        decision = np.arange(self.n_groups)[:, None, None] * self.scheme.n_groups + self.scheme.group_of
+        return (decision[..., None] * self.n_actions + np.arange(self.n_actions)).ravel()
 
     @cached_property
     def candidates(self):
