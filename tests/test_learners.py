@@ -128,3 +128,14 @@ def test_a_model_steps_the_same_whatever_the_planning_threads():
         model.run_steps(60)
         frames.append((model.steps_frame(), model.learner.greedy_policy()))
     assert frames[0][0].equals(frames[1][0]) and np.array_equal(frames[0][1], frames[1][1])
+
+
+def test_a_sweep_worker_plans_on_one_thread():
+    from market_abm.core.planning import PopulationPlanner, plan_on_one_thread
+
+    try:
+        plan_on_one_thread()
+        assert PopulationPlanner(10_000, threads=2).threads == 1
+    finally:
+        PopulationPlanner.most_threads = 2
+    assert PopulationPlanner(10_000, threads=2).threads == 2

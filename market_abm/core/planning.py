@@ -34,10 +34,13 @@ class PopulationPlanner:
         share: the share of agents the helper plans.
     """
 
+    most_threads = 2  # `plan_on_one_thread()` lowers it for the process
+
     def __init__(self, n_agents, threads=None):
         self.n_agents = n_agents
         if threads is None:
             threads = 2 if n_agents >= SHARED_PLANNING_MIN and usable_cores() > 1 else 1
+        threads = min(threads, self.most_threads)
         self.threads = threads
         self.share = 0.4
         if threads > 1:
@@ -57,6 +60,12 @@ class PopulationPlanner:
         wake_up = helper.result() - submitted
         balanced = 0.5 * (1.0 - wake_up / (n * rate))  # (1 - s) n rate = wake_up + s n rate
         self.share = min(max(0.8 * self.share + 0.2 * balanced, 0.05), 0.5)
+
+
+def plan_on_one_thread():
+    """Plan every population of this process on one thread: for the worker processes of a sweep, whose
+    other cores already run other workers."""
+    PopulationPlanner.most_threads = 1
 
 
 def usable_cores():
