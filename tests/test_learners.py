@@ -130,12 +130,10 @@ def test_a_model_steps_the_same_whatever_the_planning_threads():
     assert frames[0][0].equals(frames[1][0]) and np.array_equal(frames[0][1], frames[1][1])
 
 
-def test_a_sweep_worker_plans_on_one_thread():
+def test_a_sweep_worker_plans_on_one_thread(monkeypatch):
     from market_abm.core.planning import PopulationPlanner, plan_on_one_thread
 
-    try:
-        plan_on_one_thread()
-        assert PopulationPlanner(10_000, threads=2).threads == 1
-    finally:
-        PopulationPlanner.most_threads = 2
     assert PopulationPlanner(10_000, threads=2).threads == 2
+    monkeypatch.setattr(PopulationPlanner, "most_threads", PopulationPlanner.most_threads)  # restored after
+    plan_on_one_thread()
+    assert PopulationPlanner(10_000, threads=2).threads == 1
