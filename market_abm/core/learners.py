@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
-from market_abm.core.planning import PopulationPlanner, plan_block
+from market_abm.core.planning import PopulationPlanner, plan_block, unrolled
 from market_abm.core.validation import check_int, check_number
 
 
@@ -136,7 +136,7 @@ class ContractAwareLearner(Learner):
                 ends = None if self.epoch_ends is None else self.epoch_ends[..., part]
                 plan_block(np.take(self.transition_counts, part, axis=-1), np.take(self.visits, part, axis=-1),
                            np.take(self.reward_sum, part, axis=-1), offers, groups[part], self.bonus, growth,
-                           policy, ends, 0, len(part))
+                           policy, ends, 0, len(part), *unrolled(self.transition_counts))
                 self.policy[..., part] = policy
                 if ends is not None:
                     self.epoch_ends[..., part] = ends

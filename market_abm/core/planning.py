@@ -48,18 +48,25 @@ class PopulationPlanner:
 
     def __call__(self, *args):
         """`plan_block(*args)` for every agent."""
-        n = self.n_agents
+        n, shape = self.n_agents, unrolled(args[0])
         cut = int(round(n * (1.0 - self.share) / WIDTH)) * WIDTH
         if self.threads == 1 or not 0 < cut < n:
-            plan_block(*args, 0, n)
+            plan_block(*args, 0, n, *shape)
             return
         submitted = time.perf_counter()
-        helper = helper_thread().submit(started_at, plan_block, *args, cut, n)
-        plan_block(*args, 0, cut)
+        helper = helper_thread().submit(started_at, plan_block, *args, cut, n, *shape)
+        plan_block(*args, 0, cut, *shape)
         rate = (time.perf_counter() - submitted) / cut  # seconds per agent planned
         wake_up = helper.result() - submitted
         balanced = 0.5 * (1.0 - wake_up / (n * rate))  # (1 - s) n rate = wake_up + s n rate
         self.share = min(max(0.8 * self.share + 0.2 * balanced, 0.05), 0.5)
+
+
+def unrolled(counts):
+    """`(range(S), range(A))` of `counts (S, A, S, N)` as tuples, for `plan_block`: a kernel is compiled
+    for each length of them (once per decision-problem size, then cached)."""
+    n_s, n_a = counts.shape[:2]
+    return tuple(range(n_s)), tuple(range(n_a))
 
 
 def plan_on_one_thread():
@@ -100,11 +107,14 @@ os.register_at_fork(after_in_child=_forget_helper)
 
 
 @compiled
-def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy, epoch_ends, start, stop):
+def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy, epoch_ends, start, stop, levels,
+               choices):
     """Plan every agent `i` of `counts (S, A, S, N)`, `visits`, `reward_sum (S, A, N)` facing
     `offers[groups[i]] (G, H, S, A)`; writes `policy (H, S, N)` (lowest action on ties) and, unless
     `epoch_ends` is None (every visit ends an epoch), the visits `epoch_ends (S, A, N)` that end its new
-    epoch (`growth` times the visits, one more at least); only the agents `start..stop - 1` are planned."""
+    epoch (`growth` times the visits, one more at least); only the agents `start..stop - 1` are planned.
+    `levels` and `choices` are the tuples `unrolled(counts)`: their lengths are constants when this is
+    compiled, so each agent's sums over actions and next states run unrolled, in registers."""
     n_s, n_a = counts.shape[0], counts.shape[1]
     horizon = policy.shape[0]
     one, bonus, growth = np.float32(1.0), np.float32(bonus), np.float32(growth)
@@ -112,10 +122,9 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
     prob = np.empty((n_s, n_a, n_s, WIDTH), np.float32)
     reward = np.empty((n_s, n_a, WIDTH), np.float32)
     untried = np.empty((n_s, n_a, WIDTH), np.float32)
-    offer = np.empty((horizon, n_s, n_a, WIDTH), np.float32)
+    offered = np.empty((n_a, WIDTH), np.float32)
     value, new_value = np.empty((n_s, WIDTH), np.float32), np.empty((n_s, WIDTH), np.float32)
     mean, best, inverse = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32)
-    expected, choice = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.int8)
     for lo in range(start, stop, WIDTH):
         b = min(WIDTH, stop - lo)
         rows = slice(lo, lo + b)
@@ -147,20 +156,14 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
             for a in range(n_a):
                 for j in range(b):
                     reward[s, a, j] += untried[s, a, j] * best[j]
-        if not shared:
-            for h in range(horizon):
-                for s in range(n_s):
-                    for a in range(n_a):
-                        for j in range(b):
-                            offer[h, s, a, j] = offers[groups[lo + j], h, s, a]
-        # backward induction
+        # backward induction: one pass over the agents per (h, s), every action's value in registers
         for t in range(n_s):
             for j in range(b):
                 value[t, j] = 0.0
         for h in range(horizon - 1, -1, -1):
             for j in range(b):
                 total = np.float32(0.0)
-                for t in range(n_s):
+                for t in range(len(levels)):
                     total += value[t, j]
                 mean[j] = total * np.float32(1.0 / n_s)
             for s in range(n_s):
@@ -168,24 +171,21 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
                     if shared:
                         posted = np.float32(offers[0, h, s, a])
                         for j in range(b):
-                            expected[j] = reward[s, a, j] + posted + untried[s, a, j] * mean[j]
+                            offered[a, j] = posted
                     else:
                         for j in range(b):
-                            expected[j] = reward[s, a, j] + offer[h, s, a, j] + untried[s, a, j] * mean[j]
-                    for t in range(n_s):
-                        for j in range(b):
-                            expected[j] += prob[s, a, t, j] * value[t, j]
-                    if a == 0:
-                        for j in range(b):
-                            best[j], choice[j] = expected[j], 0
-                    else:
-                        for j in range(b):
-                            choice[j] += (expected[j] > best[j]) * (a - choice[j])
-                            best[j] = max(best[j], expected[j])
+                            offered[a, j] = offers[groups[lo + j], h, s, a]
                 plan = policy[h, s, rows]
                 for j in range(b):
-                    new_value[s, j] = best[j]
-                    plan[j] = choice[j]
+                    top, choice = np.float32(0.0), np.int8(0)
+                    for a in range(len(choices)):
+                        expected = reward[s, a, j] + offered[a, j] + untried[s, a, j] * mean[j]
+                        for t in range(len(levels)):
+                            expected += prob[s, a, t, j] * value[t, j]
+                        if a == 0 or expected > top:
+                            top, choice = expected, np.int8(a)
+                    new_value[s, j] = top
+                    plan[j] = choice
             for t in range(n_s):
                 for j in range(b):
                     value[t, j] = new_value[t, j]
