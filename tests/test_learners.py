@@ -36,18 +36,20 @@ def estimated_model(counts, rewards, bonus):
     return transition, reward
 
 
-@given(mdps(max_states=4, max_actions=3, max_horizon=4), st.integers(0, 2**32 - 1), st.integers(0, 12))
+@given(mdps(max_states=4, max_actions=3, max_horizon=4), st.integers(0, 2**32 - 1), st.integers(0, 12),
+       st.sampled_from([1, 3]))
 @settings(max_examples=40, deadline=None)
-def test_plan_is_the_exact_best_response_on_its_estimates(mdp, seed, steps):
+def test_plan_is_the_exact_best_response_on_its_estimates(mdp, seed, steps, principals):
     rng = np.random.default_rng(seed)
     learner = make_learner("contract_aware", 5, mdp.n_states, mdp.n_actions, mdp.horizon, rng)
     counts, rewards = experience(learner, mdp, rng, steps)
-    offers = rng.normal(0.0, 0.5, size=(1, mdp.horizon, mdp.n_states, mdp.n_actions))
-    learner.begin_episode(offers, np.zeros(5, dtype=int))
+    offers = rng.normal(0.0, 0.5, size=(principals, mdp.horizon, mdp.n_states, mdp.n_actions))
+    groups = np.arange(5) % principals
+    learner.begin_episode(offers, groups)
     policy = learner.greedy_policy()
     for i in range(5):
         transition, reward = estimated_model(counts[i], rewards[i], learner.bonus)
-        q, _ = backward_induction(transition, reward[None] + offers[0], mdp.horizon)
+        q, _ = backward_induction(transition, reward[None] + offers[groups[i]], mdp.horizon)
         chosen = np.take_along_axis(q, policy[i][..., None], axis=-1)[..., 0]
         assert np.all(chosen >= q.max(axis=-1) - 1e-4)  # optimal up to float32 rounding
 
