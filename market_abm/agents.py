@@ -58,7 +58,7 @@ class Principal(mesa.Agent):
 
     Attributes:
         group: the group of learning agents it contracts with.
-        schedule: the transfers it currently posts `(H, S, A)`.
+        offers: the transfers it currently posts `(H, S, A)`.
         phase: 0 fixed rule, 1 estimating transfers, 2 steering.
         transfers_paid: total transfers paid to its agents so far.
     """
@@ -68,8 +68,8 @@ class Principal(mesa.Agent):
         self.group = group
 
     @property
-    def schedule(self):
-        return self.model.mechanism.table[self.group]
+    def offers(self):
+        return self.model.mechanism.offers[self.group]
 
     @property
     def phase(self):
@@ -82,6 +82,7 @@ class Principal(mesa.Agent):
 
     @property
     def estimated_transfers(self):
-        """Phase 1 estimates per cell (NaN where not yet settled), for the two-phase mechanism."""
-        tau_hat = getattr(self.model.mechanism, "tau_hat", None)
-        return None if tau_hat is None else np.asarray(tau_hat[self.group])
+        """The institution's current estimate of each cell's compensating transfer (NaN where not yet
+        settled), or None for an institution that estimates none."""
+        estimates = self.model.mechanism.estimates()
+        return None if estimates is None else np.asarray(estimates.current[self.group])

@@ -3,9 +3,11 @@ run them on your own learner, mechanism or environment before plugging it in."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
-from market_abm.core import TabularEnv, make_learner
+from market_abm.core import CellEstimates, Learner, PopulationEnv, StepRecord, TabularEnv, TabularMDP, make_learner
 from market_abm.environments.pollution import single_node_mdp
 
 
@@ -14,10 +16,10 @@ def learner_api_test(learner, n_agents=7, episodes=3):
     env = TabularEnv(single_node_mdp(), n_agents)
     rng = np.random.default_rng(0)
     population = make_learner(learner, n_agents, env.n_states, env.n_actions, env.horizon, rng)
-    schedule = np.zeros((env.n_groups, env.horizon, env.n_states, env.n_actions))
+    offers = np.zeros((env.n_groups, env.horizon, env.n_states, env.n_actions))
     for _ in range(episodes):
         states = env.reset(rng)
-        population.begin_episode(schedule, env.groups)
+        population.begin_episode(offers, env.groups)
         probs = population.behaviour_policy()
         assert probs.shape == (n_agents, env.horizon, env.n_states, env.n_actions), "behaviour_policy shape"
         assert np.allclose(probs.sum(axis=-1), 1.0) and probs.min() >= 0, "behaviour_policy probabilities"
@@ -26,7 +28,7 @@ def learner_api_test(learner, n_agents=7, episodes=3):
             assert actions.shape == (n_agents,) and np.issubdtype(actions.dtype, np.integer), "act shape/dtype"
             assert actions.min() >= 0 and actions.max() < env.n_actions, "act range"
             next_states, private, external = env.step(actions, rng)
-            population.update(h, states, actions, private, schedule[env.groups, h, states, actions], next_states)
+            population.update(h, states, actions, private, offers[env.groups, h, states, actions], next_states)
             states = next_states
     greedy = population.greedy_policy()
     assert greedy.shape == (n_agents, env.horizon, env.n_states), "greedy_policy shape"
@@ -34,22 +36,72 @@ def learner_api_test(learner, n_agents=7, episodes=3):
 
 
 def mechanism_api_test(mechanism, env, episodes=5):
-    """An institution honours the contract on `env`: schedule shape, finite transfers, phase values."""
+    """An institution honours the contract on `env`: built from the principal's view alone (it can
+    reach neither the environment, nor a learner, nor the private rewards), offers and targets of the
+    right shapes, finite transfers, the public record taken step by step, phase values, estimates."""
+    assert_principal_only(mechanism, env)
     rng = np.random.default_rng(0)
     shape = (env.n_groups, env.horizon, env.n_states, env.n_actions)
     for _ in range(episodes):
-        table = mechanism.schedule()
-        assert table.shape == shape, "schedule shape"
-        assert np.all(np.isfinite(table)), "schedule finite"
+        offers = mechanism.post_offers()
+        assert offers.shape == shape, "post_offers shape"
+        assert np.all(np.isfinite(offers)), "post_offers finite"
+        targets = np.asarray(mechanism.targets())
+        assert targets.shape == shape[:-1] and np.issubdtype(targets.dtype, np.integer), "targets shape/dtype"
+        assert targets.min() >= -1 and targets.max() < env.n_actions, "targets range"
         states = env.reset(rng)
         for h in range(env.horizon):
             actions = rng.integers(0, env.n_actions, env.n_agents)
             next_states, _, external = env.step(actions, rng)
-            mechanism.record(h, env.groups, states, actions, next_states, external)
+            paid = offers[env.groups, h, states, actions]
+            mechanism.record(StepRecord(h, env.groups, states, actions, next_states, external, paid,
+                                        env.public_observations()))
             states = next_states
         mechanism.end_episode()
         assert mechanism.phase in (0, 1, 2), "phase"
+        estimates = mechanism.estimates()
+        assert estimates is None or isinstance(estimates, CellEstimates), "estimates type"
+        if estimates is not None:
+            cells = (env.n_groups, estimates.scheme.n_cells)
+            for name in ("searched", "phase1", "current", "steered", "at_ceiling"):
+                assert np.shape(getattr(estimates, name)) == cells, f"estimates.{name} shape"
     assert isinstance(mechanism.summary(), dict), "summary"
+    assert_principal_only(mechanism, env)
+
+
+def assert_principal_only(mechanism, env):
+    """Nothing reachable from `mechanism` (attributes, containers, closures, bound methods) is the
+    environment, a learner, a model, an exact MDP, or an array holding the agents' private reward."""
+    import mesa
+
+    private = [mdp.agent_reward for mdp in [env.local_mdp()] if mdp is not None]
+    private += [value for name, value in vars(env).items() if name in ("private", "agent_reward")
+                and isinstance(value, np.ndarray)]
+    forbidden = (PopulationEnv, Learner, TabularMDP, mesa.Model)
+    seen, stack = set(), [(mechanism, "mechanism")]
+    while stack:
+        obj, path = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), type)):
+            continue
+        seen.add(id(obj))
+        assert not isinstance(obj, forbidden), f"{path} reaches a {type(obj).__name__}"
+        if isinstance(obj, np.ndarray):
+            assert not any(np.shares_memory(obj, p) for p in private), f"{path} holds the private reward"
+            continue
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(obj))
+        elif isinstance(obj, (dict, MappingProxyType)):
+            stack.extend((item, f"{path}[{key!r}]") for key, item in obj.items())
+        for name in ("__self__", "__func__"):
+            if hasattr(obj, name) and not isinstance(obj, type):
+                stack.append((getattr(obj, name), f"{path}.{name}"))
+        for i, cell in enumerate(getattr(obj, "__closure__", None) or ()):
+            stack.append((cell.cell_contents, f"{path}.<closure {i}>"))
+        if hasattr(obj, "__dict__"):
+            stack.extend((value, f"{path}.{name}") for name, value in vars(obj).items())
+        for name in getattr(type(obj), "__slots__", ()):
+            if hasattr(obj, name):
+                stack.append((getattr(obj, name), f"{path}.{name}"))
 
 
 def environment_api_test(env, steps=None):

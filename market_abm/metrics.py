@@ -72,16 +72,14 @@ def exact_cell_transfer(mdp, scheme, cell, accept_share=0.6, tol=1e-7, tau_max=N
     return hi
 
 
-def phase1_errors(mechanism, mdp):
+def phase1_errors(estimates, mdp):
     """`|tau_hat - exact|` per group and cell `(G, n_cells)` for cells settled in Phase 1 (as estimated
-    then), NaN elsewhere."""
-    estimates = mechanism.phase1_estimates
-    if estimates is None:
-        return np.full((mechanism.n_groups, mechanism.scheme.n_cells), np.nan)
-    exact = np.full(mechanism.scheme.n_cells, np.nan)
-    for c in np.unique(np.nonzero(np.isfinite(estimates))[1]):
-        exact[c] = exact_cell_transfer(mdp, mechanism.scheme, c, mechanism.accept_share)
-    return np.abs(estimates - exact[None, :])
+    then), NaN elsewhere; `estimates` is a mechanism's `CellEstimates`."""
+    phase1 = estimates.phase1
+    exact = np.full(estimates.scheme.n_cells, np.nan)
+    for c in np.unique(np.nonzero(np.isfinite(phase1))[1]):
+        exact[c] = exact_cell_transfer(mdp, estimates.scheme, c, estimates.accept_share)
+    return np.abs(phase1 - exact[None, :])
 
 
 def max_error(errors, axis=None):
@@ -108,5 +106,5 @@ def replica_summaries(model):
     errors = model.phase1_error_table()
     if errors is not None:
         table["phase1_max_abs_error"] = max_error(errors, axis=1)
-        table["phase1_episodes"] = model.mechanism.phase1_episodes
+        table["phase1_episodes"] = model.mechanism.estimates().phase1_episodes
     return table

@@ -14,7 +14,7 @@ import pandas as pd
 from mesa.discrete_space import Network
 
 from market_abm.agents import LearningAgent, Principal
-from market_abm.core import TabularEnv, TabularMDP, make_learner, make_mechanism
+from market_abm.core import StepRecord, TabularEnv, TabularMDP, make_learner, make_mechanism
 from market_abm.core.settlement import settle_step
 from market_abm.core.validation import check_int
 from market_abm.environments.registry import make_environment
@@ -29,7 +29,8 @@ class MarketModel(mesa.Model):
     Attributes:
         env: the population environment (scenario dynamics on the graph).
         learner: the population's learner (arrays indexed by agent).
-        mechanism: the model-level institution posting transfers.
+        mechanism: the model-level institution posting transfers, built from the principal's view.
+        offers: the transfers posted for the current episode `(G, H, S, A)`.
         benchmarks: optimal and laissez-faire welfare per agent per episode, and the benchmark used.
         states, actions, private_rewards, external_rewards, transfers: this step's arrays `(N,)`.
         episode: episodes completed; `cumulative_regret` of welfare per agent.
@@ -56,7 +57,8 @@ class MarketModel(mesa.Model):
         self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
                                     self.rng, **(learner_params or {}))
         self.settings["learner"] = self.learner.name
-        self.mechanism = make_mechanism(mechanism, env, scheme, **(mechanism_params or {}))
+        self.mechanism = make_mechanism(mechanism, env.principal_view(), scheme, exact=env.local_mdp(),
+                                        **(mechanism_params or {}))
         if benchmark:
             self.benchmarks = env.welfare_benchmarks(self.rng.spawn(1)[0])
         else:
@@ -119,14 +121,10 @@ class MarketModel(mesa.Model):
         return int(self.states.sum()) / self.env.n_agents  # an integer sum: exact, and cheaper than mean()
 
     def target_actions(self):
-        """The action the institution steers towards at each `(group, h, s)`, `(G, H, S)`: the two-phase
-        mechanism's Phase 2 target where it has one, else the environment's desirable (subsidised) action."""
-        env, mechanism = self.env, self.mechanism
-        target = np.full((env.n_groups, env.horizon, env.n_states), env.subsidised_action)
-        if self.phase == 2 and hasattr(mechanism, "targets"):
-            steered = mechanism.targets[:, mechanism.scheme.cell_of]  # (G, H, S, A)
-            target = np.where(steered.any(axis=-1), steered.argmax(axis=-1), target)
-        return target
+        """The action the institution steers towards at each `(group, h, s)`, `(G, H, S)`: its declared
+        target where it has one, else the environment's desirable (subsidised) action."""
+        targets = self.mechanism.targets()
+        return np.where(targets >= 0, targets, self.env.subsidised_action)
 
     # --- one step -------------------------------------------------------------------------------
     def step(self):
@@ -140,7 +138,8 @@ class MarketModel(mesa.Model):
         next_states, self.private_rewards, self.external_rewards = env.step(self.actions, self.rng)
         self.settle(h, states)
         self.learner.update(h, states, self.actions, self.private_rewards, self.transfers, next_states)
-        self.mechanism.record(h, env.groups, states, self.actions, next_states, self.external_rewards)
+        self.mechanism.record(StepRecord(h, env.groups, states, self.actions, next_states, self.external_rewards,
+                                         self.transfers, env.public_observations()))
         self.states = next_states
         self.h = (h + 1) % env.horizon
         if self.h == 0:
@@ -157,8 +156,8 @@ class MarketModel(mesa.Model):
     def begin_episode(self):
         """Reset the local states, post the institution's transfers and let learners plan on them."""
         self.states = self.env.reset(self.rng)
-        self.posted = self.mechanism.schedule()
-        self.learner.begin_episode(self.posted, self.env.groups)
+        self.offers = self.mechanism.post_offers()
+        self.learner.begin_episode(self.offers, self.env.groups)
         self.episode_targets = self.target_actions()  # fixed while this episode's offers stand
         welfare = self.env.expected_welfare(self.learner.behaviour_policy()) if self.env.welfare_is_exact else None
         self.agent_expected_welfare = welfare
@@ -168,8 +167,8 @@ class MarketModel(mesa.Model):
     def settle(self, h, states):
         """Pay the posted transfer for the action taken; welfare counts only `r + u` (transfers cancel)."""
         n = self.env.n_agents
-        posted, targets = (np.ascontiguousarray(table[:, h]) for table in (self.posted, self.episode_targets))
-        chosen, on_target = settle_step(posted, targets, self.env.groups, states, self.actions, self.transfers,
+        offers, targets = (np.ascontiguousarray(table[:, h]) for table in (self.offers, self.episode_targets))
+        chosen, on_target = settle_step(offers, targets, self.env.groups, states, self.actions, self.transfers,
                                         self.transfers_received)
         private, external, paid = (float(x.sum()) for x in (self.private_rewards, self.external_rewards,
                                                              self.transfers))
@@ -251,7 +250,7 @@ class MarketModel(mesa.Model):
 
     def phase1_error_table(self):
         """Phase 1 estimation errors per group and cell, or None without an exact model or estimates."""
-        mdp = self.env.local_mdp()
-        if mdp is None or not hasattr(self.mechanism, "phase1_estimates"):
+        mdp, estimates = self.env.local_mdp(), self.mechanism.estimates()
+        if mdp is None or estimates is None:
             return None
-        return phase1_errors(self.mechanism, mdp)
+        return phase1_errors(estimates, mdp)

@@ -63,9 +63,9 @@ class SoftmaxPolicyGradient:
         z = np.exp(self.beta * (preferences - preferences.max(axis=-1, keepdims=True)))
         return z / z.sum(axis=-1, keepdims=True)
 
-    def policy(self, schedule, groups):
-        """The policy it will play under the posted `schedule (G, H, S, A)`: `(N, H, S, A)` probabilities."""
-        return self.probabilities(self.theta + schedule[groups])
+    def policy(self, offers, groups):
+        """The policy it will play under the posted `offers (G, H, S, A)`: `(N, H, S, A)` probabilities."""
+        return self.probabilities(self.theta + offers[groups])
 
     def act(self, h, states, transfers):
         """Sampled actions `(N,)` and their probabilities `(N, A)` given the posted `transfers (N, A)`."""
@@ -107,7 +107,7 @@ def model_settings(args, mechanism):
 def train_outside_learner(args, mechanism):
     """The outside learner trained through the env; returns the env's model (which holds the data)."""
     learner = None
-    env = parallel_env(policy=lambda schedule, groups: learner.policy(schedule, groups),
+    env = parallel_env(policy=lambda offers, groups: learner.policy(offers, groups),
                        **model_settings(args, mechanism))
     sizes = env.model.env
     learner = SoftmaxPolicyGradient(sizes.n_agents, sizes.horizon, sizes.n_states, sizes.n_actions,

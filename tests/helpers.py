@@ -56,9 +56,9 @@ class ExactLearner(Learner):
         self.mdp = mdp
         self.policy = np.zeros((n_agents, horizon, n_states), dtype=int)
 
-    def begin_episode(self, schedule, groups):
-        super().begin_episode(schedule, groups)
-        responses = np.stack([self.mdp.best_response(table) for table in schedule])
+    def begin_episode(self, offers, groups):
+        super().begin_episode(offers, groups)
+        responses = np.stack([self.mdp.best_response(table) for table in offers])
         self.policy = responses[groups]
 
     def act(self, h, states):

@@ -283,6 +283,7 @@ def test_target_share_reporter():
     while steered.phase != 2:
         steered.step()
     targets = steered.target_actions()
-    planned = steered.mechanism.targets[:, steered.mechanism.scheme.cell_of]
-    has_target = planned.any(axis=-1)
-    assert np.array_equal(targets[has_target], planned.argmax(axis=-1)[has_target])
+    planned = steered.mechanism.targets()
+    has_target = planned >= 0
+    assert np.array_equal(targets[has_target], planned[has_target])
+    assert (targets[~has_target] == steered.env.subsidised_action).all()

@@ -72,7 +72,7 @@ def test_full_insurance_collapses_prevention_unless_discounted_exactly(mechanism
     if mechanism == "none":  # full insurance: prevention only costs the household, so learners drop it
         assert prevention < 0.01
     else:  # the exact compensating discount is the prevention cost (+ eps) on the welfare-optimal cells
-        discount = model.mechanism.table[0][welfare_policy == PREVENT][:, PREVENT]
+        discount = model.mechanism.offers[0][welfare_policy == PREVENT][:, PREVENT]
         assert np.allclose(discount, InsuranceParams().costs[PREVENT] + model.mechanism.eps)
         assert prevention > 0.9 * wanted
         agreement = ((model.learner.greedy_policy() == welfare_policy) * occupancy).sum(axis=(1, 2)) / occupancy.sum()
@@ -185,7 +185,7 @@ def test_same_seed_same_run():
 
 def test_pigouvian_charges_the_expected_claim():
     env = network(30)
-    schedule = env.pigouvian_schedule()
+    schedule = env.pigouvian_offers()
     p = env.params
     assert np.allclose(schedule, -p.claim * p.loss_table()[None])
     model = MarketModel("insurance", n_agents=30, mechanism="pigouvian", rng=0)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market_abm.core.learners import count_step
-from market_abm.core.mechanism import count_transitions
+from market_abm.core.two_phase import count_transitions
 from market_abm.core.settlement import settle_step
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import PollutionEnv

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 
 from helpers import ExactLearner, mdps
 from market_abm import MarketModel
-from market_abm.core.mechanism import RESOLVED
+from market_abm.core.two_phase import RESOLVED
 from market_abm.environments.pollution import single_node_mdp
 from market_abm.metrics import exact_cell_transfer
 
@@ -41,7 +41,7 @@ def test_phase1_estimates_are_the_exact_agent_gap(mdp):
 def test_phase2_steers_to_the_welfare_optimum(mdp):
     model = run_exact(mdp, 800, agents=50, min_visits=20, max_wait=20)
     optimum, _ = mdp.welfare_optimum()
-    played = mdp.best_response(model.mechanism.schedule()[0])
+    played = mdp.best_response(model.mechanism.post_offers()[0])
     tolerance = 2 * mdp.horizon * (SLACK + EXACT["eps"])
     assert mdp.policy_value(played) >= optimum - tolerance
 
@@ -59,7 +59,7 @@ def test_pooled_estimates_are_the_exact_pooled_search(scheme):
 def test_transfers_are_posted_on_targets_only():
     mdp = single_node_mdp()
     model = run_exact(mdp, 600, max_wait=30)
-    table = model.mechanism.schedule()[0]
+    table = model.mechanism.post_offers()[0]
     assert np.all((table > 0).sum(axis=-1) <= 1)
     assert np.all(table >= 0)
 

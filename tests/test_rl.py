@@ -53,13 +53,13 @@ def test_observations_rewards_and_infos():
     obs, infos = env.reset()
     model, horizon = env.model, env.model.env.horizon
     assert set(obs) == set(env.possible_agents) == set(infos)
-    assert np.array_equal(infos["agent_2"]["schedule"], model.posted[model.env.groups[2]])
+    assert np.array_equal(infos["agent_2"]["offers"], model.offers[model.env.groups[2]])
     for t in range(horizon):
         for agent in env.agents:
             assert env.observation_space(agent).contains(obs[agent])
             assert obs[agent]["h"] == t
             row = env.possible_agents.index(agent)
-            assert np.array_equal(obs[agent]["transfers"], model.posted[model.env.groups[row], t, obs[agent]["state"]])
+            assert np.array_equal(obs[agent]["transfers"], model.offers[model.env.groups[row], t, obs[agent]["state"]])
         actions = {agent: 1 for agent in env.agents}
         obs, rewards, terminations, truncations, infos = env.step(actions)
         for agent in obs:
@@ -87,14 +87,14 @@ def test_reset_keeps_the_model_and_a_seed_rebuilds_it():
     assert env.model is not model and env.model.episode == 0
 
 
-def drive(env, learner, episodes, schedule_from_infos):
+def drive(env, learner, episodes, offers_from_infos):
     """Play a built-in learner through the env, feeding it only what the env hands out."""
     names = env.possible_agents
     rows = np.arange(len(names))
     for _ in range(episodes):
         obs, infos = env.reset()
-        if schedule_from_infos:
-            learner.begin_episode(np.stack([infos[a]["schedule"] for a in names]), rows)
+        if offers_from_infos:
+            learner.begin_episode(np.stack([infos[a]["offers"] for a in names]), rows)
         while env.agents:
             h = int(obs[names[0]]["h"])
             states = np.array([obs[a]["state"] for a in names])
@@ -122,8 +122,8 @@ def test_built_in_learner_through_the_env_reproduces_market_model():
 
     learner = None
 
-    def declared(schedule, groups):  # called exactly where MarketModel calls its own learner
-        learner.begin_episode(schedule, groups)
+    def declared(offers, groups):  # called exactly where MarketModel calls its own learner
+        learner.begin_episode(offers, groups)
         return learner.behaviour_policy()
 
     env = parallel_env(policy=declared, **kwargs)
@@ -131,7 +131,7 @@ def test_built_in_learner_through_the_env_reproduces_market_model():
     sizes = env_model.env
     learner = make_learner("epsilon_greedy", sizes.n_agents, sizes.n_states, sizes.n_actions, sizes.horizon,
                            env_model.rng)
-    drive(env, learner, episodes, schedule_from_infos=False)
+    drive(env, learner, episodes, offers_from_infos=False)
     assert env_model.phase == 1 and np.isfinite(env_model.episodes_frame()["expected_welfare"]).all()
     assert (env_model.steps_frame()["transfers"] > 0).any()  # Phase 1 probes were posted and taken
     assert_same_data(env_model, model)
@@ -145,7 +145,7 @@ def test_contract_aware_learner_reads_the_posted_schedule_from_the_env():
     sizes = env.model.env
     learner = make_learner("contract_aware", sizes.n_agents, sizes.n_states, sizes.n_actions, sizes.horizon,
                            np.random.default_rng(0))
-    drive(env, learner, episodes, schedule_from_infos=True)
+    drive(env, learner, episodes, offers_from_infos=True)
     assert (env.model.steps_frame()["transfers"] > 0).any()
     assert_same_data(env.model, model)
 
@@ -176,7 +176,7 @@ def test_other_misuse_raises_a_clear_error():
     with pytest.raises(ValueError, match="learner: the env's agents are played from outside"):
         parallel_env("pollution", learner="contract_aware")
     with pytest.raises(ValueError, match="policy: returned shape"):
-        parallel_env("pollution", policy=lambda schedule, groups: np.zeros(3)).reset()
+        parallel_env("pollution", policy=lambda offers, groups: np.zeros(3)).reset()
 
 
 def test_outside_learner_example_runs(tmp_path):

@@ -36,7 +36,7 @@ def agent_portrayal(agent):
     """Fill colour = local state, marker = action just taken, size and outline = transfer received."""
     market = agent.model
     transfer = agent.last_transfer
-    scale = max(float(np.abs(market.posted).max()), 1e-9) if hasattr(market, "posted") else 1.0
+    scale = max(float(np.abs(market.offers).max()), 1e-9) if hasattr(market, "offers") else 1.0
     outline = SUBSIDY if transfer > 0 else TAX if transfer < 0 else NOTHING
     return AgentPortrayalStyle(
         color=agent.state,

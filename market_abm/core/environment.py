@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from market_abm.core.institution import PrincipalView
 from market_abm.core.mdp import TabularMDP, cumulative, inverse_cdf, policy_evaluation
 from market_abm.core.validation import check_int
 
@@ -21,10 +22,13 @@ class PopulationEnv:
         groups: int array `(N,)`, the institution (principal) each agent faces; `n_groups` of them.
         action_names, state_names: labels for tables and plots.
         subsidised_action: the action a flat subsidy pays for (the socially desirable one).
+        principal_knows_model: the principal knows the local dynamics and the external reward, where an
+            exact local model exists (it never knows the private reward).
     """
 
     name = "environment"
     subsidised_action = 0
+    principal_knows_model = True
 
     def __init__(self, n_agents, n_states, n_actions, horizon, groups=None):
         self.n_agents = check_int("n_agents", n_agents, low=1)
@@ -62,10 +66,34 @@ class PopulationEnv:
         """The exact decision problem each agent faces, as a `TabularMDP`, where one exists (else None)."""
         return None
 
-    def pigouvian_schedule(self):
-        """A Pigouvian transfer table `(H, S, A)`: the agent is charged the external reward it causes."""
-        mdp = self.require_local_mdp("pigouvian")
+    def pigouvian_offers(self):
+        """Pigouvian offers `(H, S, A)`: the agent is charged the external reward it causes (None where
+        the principal does not know it)."""
+        mdp = self.local_mdp()
+        if mdp is None or not self.principal_knows_model:
+            return None
         return np.broadcast_to(mdp.external_reward, (self.horizon, self.n_states, self.n_actions)).copy()
+
+    def payoff_range(self):
+        """A public bound `(low, high)` on an agent's private payoff per step (default the contract's [-1, 1])."""
+        return (-1.0, 1.0)
+
+    def principal_view(self):
+        """What the principal may know: sizes, groups, public bounds, and the local dynamics and external
+        reward where the scenario says it knows them (never the private reward)."""
+        mdp = self.local_mdp() if self.principal_knows_model else None
+        return PrincipalView(
+            n_agents=self.n_agents, n_states=self.n_states, n_actions=self.n_actions, horizon=self.horizon,
+            groups=self.groups, n_groups=self.n_groups, action_names=self.action_names,
+            state_names=self.state_names, subsidised_action=self.subsidised_action,
+            payoff_range=self.payoff_range(), discount=None,
+            transition=None if mdp is None else mdp.transition,
+            external_reward=None if mdp is None else mdp.external_reward,
+            initial=None if mdp is None else mdp.initial, pigouvian=self.pigouvian_offers())
+
+    def public_observations(self):
+        """Further public per-agent observations of the last live step, by name (default none)."""
+        return {}
 
     def require_local_mdp(self, what):
         mdp = self.local_mdp()
@@ -124,3 +152,7 @@ class TabularEnv(PopulationEnv):
 
     def local_mdp(self):
         return self.mdp
+
+    def payoff_range(self):
+        """The range of the economy's private reward per step, declared public (a bound, not the rewards)."""
+        return float(self.mdp.agent_reward.min()), float(self.mdp.agent_reward.max())

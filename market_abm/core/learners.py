@@ -4,7 +4,7 @@ learners keep their own tables with the agent on the last axis and update them i
 A learner decides at decision points `x = (h, s)`. The contract (checked by one conformance test
 for every registered learner):
 
-- `begin_episode(schedule, groups)`: the posted contracts, `schedule[groups[i]]` `(H, S, A)` for agent `i`.
+- `begin_episode(offers, groups)`: the posted contracts, `offers[groups[i]]` `(H, S, A)` for agent `i`.
 - `act(h, states) -> actions (N,)`.
 - `update(h, states, actions, private_rewards, transfers, next_states)`.
 - `greedy_policy() -> (N, H, S)`, and `behaviour_policy() -> (N, H, S, A)` action probabilities.
@@ -49,8 +49,8 @@ class Learner:
         self.episode = 0
         self.rows = np.arange(self.n_agents)
 
-    def begin_episode(self, schedule, groups):
-        """Start an episode under the posted transfer `schedule (G, H, S, A)`; `groups (N,)` maps agents to rows."""
+    def begin_episode(self, offers, groups):
+        """Start an episode under the posted `offers (G, H, S, A)`; `groups (N,)` maps agents to rows."""
         self.episode += 1
 
     def act(self, h, states):
@@ -103,29 +103,29 @@ class ContractAwareLearner(Learner):
         self.epoch_ends = resident_zeros((s, a, n), np.float32) if self.epoch_growth > 0 else None
         self.stepped = False  # a step was learned since the last plan
         self.policy = resident_zeros((self.horizon, s, n), np.int8)
-        self.offers = None  # the schedule (G, H, S, A) the current plans were made on
+        self.offers = None  # the offers (G, H, S, A) the current plans were made on
         self.replans = 0  # agent plans made so far
 
-    def begin_episode(self, schedule, groups):
-        super().begin_episode(schedule, groups)
+    def begin_episode(self, offers, groups):
+        super().begin_episode(offers, groups)
         if self.epoch_ends is None:
             due = np.full(self.n_agents, self.stepped)
         else:
             due = (self.visits >= self.epoch_ends).any(axis=(0, 1))
-        if self.offers is None or self.offers.shape != schedule.shape:
+        if self.offers is None or self.offers.shape != offers.shape:
             due[:] = True
         else:
-            changed = (schedule != self.offers).any(axis=(1, 2, 3))
+            changed = (offers != self.offers).any(axis=(1, 2, 3))
             if changed.any():
                 due |= changed[groups]
-        self.offers = schedule.copy()
-        self.plan(schedule, groups, slice(None) if due.all() else np.flatnonzero(due))
+        self.offers = offers.copy()
+        self.plan(offers, groups, slice(None) if due.all() else np.flatnonzero(due))
         self.stepped = False
 
-    def plan(self, schedule, groups, agents):
+    def plan(self, offers, groups, agents):
         """Start a new epoch for the `agents` (a slice or index array): backward induction on their
-        current estimates and the posted offers `schedule (G, H, S, A)`."""
-        offers, growth, rows = schedule.astype(np.float32), 1.0 + self.epoch_growth, self.rows[agents]
+        current estimates and the posted `offers (G, H, S, A)`."""
+        offers, growth, rows = offers.astype(np.float32), 1.0 + self.epoch_growth, self.rows[agents]
         if len(rows) == self.n_agents:  # everyone, in place
             self.planner(self.transition_counts, self.visits, self.reward_sum, offers, groups, self.bonus, growth,
                          self.policy, self.epoch_ends)

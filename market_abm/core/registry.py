@@ -7,7 +7,8 @@ import inspect
 
 from market_abm.core.baselines import FixedSubsidy, LaissezFaire, Oracle, Pigouvian
 from market_abm.core.learners import LEARNERS, make_learner
-from market_abm.core.mechanism import Mechanism, TwoPhaseMechanism
+from market_abm.core.institution import Mechanism
+from market_abm.core.two_phase import TwoPhaseMechanism
 from market_abm.core.schemes import SCHEMES, make_scheme
 
 MECHANISMS = {
@@ -19,18 +20,21 @@ MECHANISMS = {
 }
 
 
-def make_mechanism(name, env, scheme="fine", **params):
-    """The registered mechanism `name` (or a `Mechanism` subclass) for `env`; `scheme` only for two_phase."""
+def make_mechanism(name, view, scheme="fine", exact=None, **params):
+    """The registered mechanism `name` (or a `Mechanism` subclass) built from the principal's `view`;
+    `scheme` only for those that take one, and the `exact` local model only for benchmarks (oracle)."""
     cls = name if isinstance(name, type) and issubclass(name, Mechanism) else MECHANISMS.get(name)
     if cls is None:
         raise ValueError(f"mechanism: must be one of {sorted(MECHANISMS)}, got {name!r}")
     accepted = inspect.signature(cls.__init__).parameters
-    unknown = sorted(set(params) - set(accepted))
+    unknown = sorted(set(params) - set(accepted) | (set(params) & {"view", "scheme", "exact"}))
     if unknown:
         raise ValueError(f"mechanism_params: {cls.name!r} takes no parameter {unknown[0]!r}")
     if "scheme" in accepted:
-        params["scheme"] = make_scheme(scheme, env.horizon, env.n_states, env.n_actions)
-    return cls(env, **params)
+        params["scheme"] = make_scheme(scheme, view.horizon, view.n_states, view.n_actions)
+    if "exact" in accepted:
+        params["exact"] = exact
+    return cls(view, **params)
 
 
 __all__ = ["LEARNERS", "MECHANISMS", "SCHEMES", "make_learner", "make_mechanism", "make_scheme"]

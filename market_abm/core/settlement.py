@@ -10,17 +10,17 @@ from market_abm.core.compiled import compiled, lane_sums
 
 
 @compiled
-def settle_step(posted, targets, groups, states, actions, transfers, received):
-    """Pay every agent `i` the transfer `posted[g, s, a] (G, S, A)` for its action in its state, into
+def settle_step(offers, targets, groups, states, actions, transfers, received):
+    """Pay every agent `i` the transfer `offers[g, s, a] (G, S, A)` for its action in its state, into
     `transfers (N,)`, and add it to `received (N,)`. Returns the number of agents per action `(A,)`, as
     floats, and the number taking the action `targets[g, s] (G, S)`."""
-    n, n_states, n_actions = states.shape[0], posted.shape[1], posted.shape[2]
-    posted, targets = posted.ravel(), targets.ravel()  # flat (group, state[, action]) rows
+    n, n_states, n_actions = states.shape[0], offers.shape[1], offers.shape[2]
+    offers, targets = offers.ravel(), targets.ravel()  # flat (group, state[, action]) rows
     points = np.empty(n, np.int64)
     for i in range(n):
         points[i] = groups[i] * n_states + states[i]
     for i in range(n):
-        transfers[i] = posted[points[i] * n_actions + actions[i]]
+        transfers[i] = offers[points[i] * n_actions + actions[i]]
     for i in range(n):
         received[i] += transfers[i]
     chosen = lane_sums(actions, None, n_actions)

@@ -241,7 +241,12 @@ class InsuranceEnv(NetworkEnv):
     def agents_independent(self):
         return super().agents_independent or self.params.contagion == 0.0
 
-    def pigouvian_schedule(self):
+    def payoff_range(self):
+        """A household pays at least the premium each step, and at most premium, deductible and prevention cost."""
+        p = self.params
+        return -p.premium - p.retained - float(self.costs.max()), -p.premium
+
+    def pigouvian_offers(self):
         """Full experience rating: each household is charged the insurer's expected claim on it, so it
         bears its whole expected loss (contagion to neighbours is not priced)."""
         return np.broadcast_to(self.external - self.params.premium, (self.horizon,) + self.external.shape).copy()

@@ -147,7 +147,11 @@ class PollutionEnv(NetworkEnv):
     def single_node_mdp(self):
         return single_node_mdp(self.params)
 
-    def pigouvian_schedule(self):
+    def payoff_range(self):
+        """Profit net of the firm's own damage share ranges over the profits and stock levels: a public bound."""
+        return float(self.private.min()), float(self.private.max())
+
+    def pigouvian_offers(self):
         """Tax per unit of emission: the third-party marginal damage it causes over the rest of the
         episode, carried forward by the decay and diffusion operator and priced at the marginal damage
         of the emitter's current stock level."""

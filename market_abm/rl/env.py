@@ -32,7 +32,7 @@ class MarketParallelEnv(ParallelEnv):
     posted for each action at `(h, state)` (payoff units; zero after the last step). Action: an index
     into the scenario's `action_names`. Reward: private reward plus transfer received. Infos: the
     population's `welfare` per agent this step, the mechanism's `phase`, the `episode` number, and the
-    agent's `private_reward`, `transfer` and `external_reward`; at reset, the whole `schedule`
+    agent's `private_reward`, `transfer` and `external_reward`; at reset, the whole `offers`
     `(H, S, A)` its principal posted for the episode (contracts are public). Every agent terminates
     after step `H`: the horizon is part of each agent's decision problem (it observes `h`), so there
     is nothing to bootstrap beyond it, and no agent is truncated.
@@ -114,10 +114,10 @@ class MarketParallelEnv(ParallelEnv):
         if not model.episode_open:
             model.begin_episode()
         self.agents = self.possible_agents[:]
-        schedule = model.posted[model.env.groups]
-        schedule.flags.writeable = False
-        infos = {name: {"phase": int(model.phase), "episode": model.episode, "schedule": table}
-                 for name, table in zip(self.agents, schedule)}
+        offers = model.offers[model.env.groups]
+        offers.flags.writeable = False
+        infos = {name: {"phase": int(model.phase), "episode": model.episode, "offers": table}
+                 for name, table in zip(self.agents, offers)}
         return self.observe(), infos
 
     def step(self, actions):
@@ -148,7 +148,7 @@ class MarketParallelEnv(ParallelEnv):
         if done:
             h, transfers = model.env.horizon, np.zeros((len(states), model.env.n_actions))
         else:
-            h, transfers = model.h, model.posted[model.env.groups, model.h, states]
+            h, transfers = model.h, model.offers[model.env.groups, model.h, states]
         h = np.int64(h)
         return {name: {"state": s, "h": h, "transfers": t}
                 for name, s, t in zip(self.possible_agents, states, transfers)}

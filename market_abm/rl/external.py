@@ -17,7 +17,7 @@ class ExternalLearner(Learner):
     Attributes:
         pending: the actions `(N,)` handed in for the coming step (None once played).
         last_actions: the action most recently taken at each decision point `(N, H, S)` (-1: never).
-        policy: optional callable `(schedule (G, H, S, A), groups (N,)) -> (N, H, S, A)` action
+        policy: optional callable `(offers (G, H, S, A), groups (N,)) -> (N, H, S, A)` action
             probabilities (or `(N, H, S)` actions) that the outside agents will play this episode; when
             given, the model's `expected_welfare` is exact where the scenario has an exact model.
     """
@@ -28,15 +28,15 @@ class ExternalLearner(Learner):
     def __init__(self, n_agents, n_states, n_actions, horizon, rng, policy=None):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         if policy is not None and not callable(policy):
-            raise ValueError(f"policy: must be a callable (schedule, groups) -> probabilities, got {policy!r}")
+            raise ValueError(f"policy: must be a callable (offers, groups) -> probabilities, got {policy!r}")
         self.policy = policy
         self.pending = None
         self.declared = None
         self.last_actions = np.full((self.n_agents, self.horizon, self.n_states), -1, dtype=np.int8)
 
-    def begin_episode(self, schedule, groups):
-        super().begin_episode(schedule, groups)
-        self.declared = None if self.policy is None else self.check_policy(self.policy(schedule, groups))
+    def begin_episode(self, offers, groups):
+        super().begin_episode(offers, groups)
+        self.declared = None if self.policy is None else self.check_policy(self.policy(offers, groups))
 
     def check_policy(self, policy):
         """The declared policy as action probabilities `(N, H, S, A)`."""

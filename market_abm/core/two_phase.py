@@ -1,12 +1,6 @@
-"""Model-level institutions that post transfers, and the two-phase incentive mechanism.
+"""The two-phase incentive mechanism: estimate the implementable transfers, then steer.
 
-Every institution fulfils one contract (checked by one conformance test):
-
-- `schedule() -> (G, H, S, A)`: the transfers posted for the next episode, one table per group of agents.
-- `record(h, groups, states, actions, next_states, external_rewards)`: what it saw in one step.
-- `end_episode()`: learn from the episode just ended.
-- `phase`: 0 for a fixed rule, 1 while estimating transfers, 2 while steering.
-
+It fulfils the institution contract of `core.institution` and is built from a `PrincipalView`.
 Transfers are in units of per-step payoff, paid to the agent (negative = tax).
 """
 
@@ -19,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from market_abm.core.compiled import compiled, lane_sums
+from market_abm.core.institution import CellEstimates, Mechanism
 from market_abm.core.mdp import backward_induction, policy_evaluation
 from market_abm.core.validation import check_int, check_number
 
@@ -45,41 +40,6 @@ def count_transitions(counts, external_sum, groups, states, actions, next_states
     external_flat += lane_sums(pairs, external_rewards, external_sum.size)
 
 
-class Mechanism:
-    """Base class: posts one transfer table per group of agents (mean-field: anonymous within a group).
-
-    Attributes:
-        env: the population environment (sizes, groups, local model where one exists).
-        n_groups, horizon, n_states, n_actions: sizes.
-        episode: episodes ended.
-    """
-
-    name = "mechanism"
-    phase = 0
-
-    def __init__(self, env):
-        self.env = env
-        self.n_groups, self.horizon = env.n_groups, env.horizon
-        self.n_states, self.n_actions = env.n_states, env.n_actions
-        self.episode = 0
-        self.table = np.zeros((self.n_groups, self.horizon, self.n_states, self.n_actions))
-
-    def schedule(self):
-        """Transfers `(G, H, S, A)` posted for the next episode."""
-        return self.table
-
-    def record(self, h, groups, states, actions, next_states, external_rewards):
-        """Observe one step of every agent."""
-
-    def end_episode(self):
-        """Update after an episode."""
-        self.episode += 1
-
-    def summary(self):
-        """Mechanism-specific figures for `summary.json`."""
-        return {}
-
-
 class TwoPhaseMechanism(Mechanism):
     """Phase 1 estimates implementable transfers by a batched binary search per cell of the scheme;
     Phase 2 plans on the principal's payoff `u - tau_hat` and posts `tau_hat + eps` on its targets.
@@ -100,10 +60,10 @@ class TwoPhaseMechanism(Mechanism):
 
     name = "two_phase"
 
-    def __init__(self, env, scheme, tau_max=2.0, tol=0.02, margin=0.02, eps=0.01, min_visits=4,
+    def __init__(self, view, scheme, tau_max=2.0, tol=0.02, margin=0.02, eps=0.01, min_visits=4,
                  accept_share=0.6, warmup=50, react_episodes=0, max_wait=60, replan_every=10,
                  optimism=0.2, known_model=False, verify_top=4, verify_episodes=40):
-        super().__init__(env)
+        super().__init__(view)
         self.scheme = scheme
         self.tau_max = check_number("tau_max", tau_max, low=0.0, low_open=True)
         self.tol = check_number("tol", tol, low=0.0, low_open=True)
@@ -119,8 +79,9 @@ class TwoPhaseMechanism(Mechanism):
         self.known_model = bool(known_model)
         self.verify_top = check_int("verify_top", verify_top, low=1)
         self.verify_episodes = check_int("verify_episodes", verify_episodes, low=1)
-        if self.known_model:
-            env.require_local_mdp("known_model")
+        if self.known_model and not view.model_known:
+            raise ValueError("known_model: this scenario does not give its principal the local dynamics and "
+                             "external reward")
         if not scheme.single_step and (self.n_actions + 1) ** scheme.n_groups > MAX_CANDIDATES:
             raise ValueError(f"scheme: {scheme.name!r} pools too many groups ({scheme.n_groups}) to plan over")
         g, c = self.n_groups, scheme.n_cells
@@ -132,7 +93,7 @@ class TwoPhaseMechanism(Mechanism):
         self.round = -1  # -1: the zero test (laissez-faire) on every cell
         self.phase = 1
         self.phase1_episodes, self.phase1_estimates = None, None
-        self.targets = np.zeros((g, c), dtype=bool)
+        self.target_cells = np.zeros((g, c), dtype=bool)
         self.transition_counts = np.zeros((g, self.n_states, self.n_actions, self.n_states))
         self.external_sum = np.zeros((g, self.n_states, self.n_actions))
         self.action_counts = np.zeros((g, self.horizon, self.n_states, self.n_actions))
@@ -140,24 +101,26 @@ class TwoPhaseMechanism(Mechanism):
         self.episode_counts = np.zeros((self.horizon, g, self.n_states, self.n_actions, self.n_states))
         self.episode_external = np.zeros((self.horizon, g, self.n_states, self.n_actions))
         self.waited[:] = -self.warmup
-        self.group_sizes = np.bincount(env.groups, minlength=g)
+        self.group_sizes = np.bincount(view.groups, minlength=g)
+        self.episode_paid = np.zeros(g)
         self.trial, self.shortlist = None, None
 
     # --- posting ------------------------------------------------------------------------
-    def schedule(self):
+    def post_offers(self):
         amounts = np.where(self.probing(), self.probe, 0.0)
         if self.phase == 2:
-            steer = self.targets & (self.status == RESOLVED) & np.isfinite(self.tau_hat)
+            steer = self.target_cells & (self.status == RESOLVED) & np.isfinite(self.tau_hat)
             amounts = np.where(steer, self.tau_hat + self.eps, amounts)
-        self.table = self.scheme.expand(amounts)
-        return self.table
+        self.offers = self.scheme.expand(amounts)
+        return self.offers
 
     # --- observing ----------------------------------------------------------------------
-    def record(self, h, groups, states, actions, next_states, external_rewards):
-        """Count one step of every agent: its transitions and external reward, by step; `tally`
-        pools the episode when it ends."""
-        count_transitions(self.episode_counts[h], self.episode_external[h], groups, states, actions, next_states,
-                          external_rewards)
+    def record(self, step):
+        """Count one step of every agent: its transitions and external reward, by step, and what was
+        paid, by group; `tally` pools the episode when it ends."""
+        count_transitions(self.episode_counts[step.h], self.episode_external[step.h], step.groups, step.states,
+                          step.actions, step.next_states, step.external_rewards)
+        self.episode_paid += np.bincount(step.groups, step.transfers, minlength=self.n_groups)
 
     def tally(self):
         """Pool the episode's counts into the principal's data (transitions, external reward, first
@@ -170,9 +133,8 @@ class TwoPhaseMechanism(Mechanism):
         self.first_states += visits[:, 0].sum(axis=-1)
         if self.round < 0 and self.episode >= self.warmup:
             self.action_counts += visits
-        paid = (visits * self.table).sum(axis=(1, 2, 3))
-        self.episode_payoff = (external.sum(axis=(0, 2, 3)) - paid) / self.group_sizes
-        self.episode_counts[:] = self.episode_external[:] = 0.0
+        self.episode_payoff = (external.sum(axis=(0, 2, 3)) - self.episode_paid) / self.group_sizes
+        self.episode_counts[:] = self.episode_external[:] = self.episode_paid[:] = 0.0
         counting = self.counting()
         if counting.any():
             taken = count(self.decision_cells, self.taken.shape, visits.ravel())
@@ -186,7 +148,7 @@ class TwoPhaseMechanism(Mechanism):
     def counting(self):
         """Cells whose current offer is being measured: under test (past the reaction delay), or, in
         Phase 2, steered at their estimate (a refusal there reopens the search above it)."""
-        steered = self.targets & (self.status == RESOLVED) & np.isfinite(self.tau_hat)
+        steered = self.target_cells & (self.status == RESOLVED) & np.isfinite(self.tau_hat)
         return (self.probing() & (self.waited >= self.react_episodes)) | steered
 
     # --- learning -----------------------------------------------------------------------
@@ -279,9 +241,9 @@ class TwoPhaseMechanism(Mechanism):
     def principal_model(self):
         """Transitions `(G, S, A, S)` and external reward plus optimism `(G, S, A)` the principal plans on."""
         if self.known_model:
-            mdp = self.env.local_mdp()
-            shape = (self.n_groups,) + mdp.external_reward.shape
-            return np.broadcast_to(mdp.transition, (self.n_groups,) + mdp.transition.shape), np.broadcast_to(mdp.external_reward, shape)
+            view = self.view
+            return (np.broadcast_to(view.transition, (self.n_groups,) + view.transition.shape),
+                    np.broadcast_to(view.external_reward, (self.n_groups,) + view.external_reward.shape))
         visits = self.transition_counts.sum(axis=-1)
         seen = np.maximum(visits, 1.0)
         transition = np.where(visits[..., None] > 0, self.transition_counts / seen[..., None], 1.0 / self.n_states)
@@ -301,16 +263,16 @@ class TwoPhaseMechanism(Mechanism):
             unaffordable = 1e3 * self.horizon  # keeps values finite where no action is implementable
             q, _ = backward_induction(transition, reward[:, None] - np.minimum(cost, unaffordable), self.horizon)
             cells = np.take_along_axis(self.scheme.cell_of[None], q.argmax(axis=-1)[..., None], axis=-1)
-            self.targets = np.zeros_like(self.targets)
-            np.put_along_axis(self.targets, cells.reshape(self.n_groups, -1), True, axis=1)
+            self.target_cells = np.zeros_like(self.target_cells)
+            np.put_along_axis(self.target_cells, cells.reshape(self.n_groups, -1), True, axis=1)
         else:
-            self.targets = self.plan_pooled(transition, reward, cost)
+            self.target_cells = self.plan_pooled(transition, reward, cost)
         self.settle_targets()
 
     def settle_targets(self):
         """Pause searches the plan no longer needs; search unsettled targets in place."""
-        self.status[self.probing() & ~self.targets] = UNCOVERED
-        self.open_search(self.targets & (self.status == UNCOVERED))
+        self.status[self.probing() & ~self.target_cells] = UNCOVERED
+        self.open_search(self.target_cells & (self.status == UNCOVERED))
 
     def default_policy(self):
         """What each group's agents chose most often at each `(h, s)` while no offer was posted (after
@@ -346,10 +308,10 @@ class TwoPhaseMechanism(Mechanism):
         if self.trial % self.verify_episodes:
             return
         if self.trial < self.shortlist.shape[1] * self.verify_episodes:
-            self.targets = self.candidate_cells[self.shortlist[:, k + 1]]
+            self.target_cells = self.candidate_cells[self.shortlist[:, k + 1]]
             return
         best = self.shortlist[np.arange(self.n_groups), self.trial_payoff.argmax(axis=1)]
-        self.targets, self.trial = self.candidate_cells[best], None
+        self.target_cells, self.trial = self.candidate_cells[best], None
         self.settle_targets()
 
     @cached_property
@@ -381,6 +343,22 @@ class TwoPhaseMechanism(Mechanism):
     def initial_distribution(self):
         """Empirical distribution of first states per group `(G, S)`."""
         return self.first_states / np.maximum(self.first_states.sum(axis=-1, keepdims=True), 1.0)
+
+    def targets(self):
+        """The target action at each `(group, h, s)` while steering (Phase 2), -1 elsewhere."""
+        steered = self.target_cells[:, self.scheme.cell_of]  # (G, H, S, A)
+        if self.phase != 2:
+            return np.full(steered.shape[:-1], -1)
+        return np.where(steered.any(axis=-1), steered.argmax(axis=-1), -1)
+
+    def estimates(self):
+        searched = np.isfinite(self.phase1_estimates) if self.phase1_estimates is not None else \
+            np.zeros_like(self.status, dtype=bool)
+        phase1 = self.phase1_estimates if self.phase1_estimates is not None else np.full(self.status.shape, np.nan)
+        current = np.where(self.status == RESOLVED, self.tau_hat, np.nan)
+        steered = self.target_cells & (self.status == RESOLVED) & np.isfinite(self.tau_hat) & (self.phase == 2)
+        return CellEstimates(self.scheme, self.accept_share, searched, phase1, current, steered,
+                             (self.status == RESOLVED) & ~np.isfinite(self.tau_hat), self.phase1_episodes)
 
     def summary(self):
         searched = self.status == RESOLVED
