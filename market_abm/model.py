@@ -34,6 +34,8 @@ class MarketModel(mesa.Model):
         benchmarks: optimal and laissez-faire welfare per agent per episode, and the benchmark used.
         states, actions, private_rewards, external_rewards, transfers: this step's arrays `(N,)`.
         episode: episodes completed; `cumulative_regret` of welfare per agent.
+        expected_welfare, agent_regret: this episode's exact expected welfare and agent regret per
+            agent (against the best response to the offers posted), where the model is exact (else NaN).
     """
 
     def __init__(self, scenario="pollution", n_agents=1, graph="watts_strogatz", mechanism="two_phase",
@@ -55,7 +57,7 @@ class MarketModel(mesa.Model):
                          "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
                          "scheme": scheme}
         self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
-                                    self.rng, **(learner_params or {}))
+                                    self.rng, scenario_payoff_range=env.payoff_range(), **(learner_params or {}))
         self.settings["learner"] = self.learner.name
         self.mechanism = make_mechanism(mechanism, env.principal_view(), scheme, exact=env.local_mdp(),
                                         **(mechanism_params or {}))
@@ -77,8 +79,8 @@ class MarketModel(mesa.Model):
         self.step_h = self.step_episode = 0  # the step and episode the last collected step belonged to
         self.episode_open = False  # begin_episode has run (by step, or early by an RL env's reset)
         self.step_welfare = self.step_transfers = 0.0
-        self.expected_welfare = np.nan
-        self.episode_log, self.replica_welfare = [], []
+        self.expected_welfare = self.agent_regret = np.nan
+        self.episode_log, self.replica_welfare, self.replica_agent_regret = [], [], []
         self._episode_totals = np.zeros(3)
 
         self.agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
@@ -159,9 +161,13 @@ class MarketModel(mesa.Model):
         self.offers = self.mechanism.post_offers()
         self.learner.begin_episode(self.offers, self.env.groups)
         self.episode_targets = self.target_actions()  # fixed while this episode's offers stand
-        welfare = self.env.expected_welfare(self.learner.behaviour_policy()) if self.env.welfare_is_exact else None
-        self.agent_expected_welfare = welfare
-        self.expected_welfare = np.nan if welfare is None else float(welfare.mean())
+        exact = None
+        if self.env.welfare_is_exact:
+            exact = self.env.exact_values(self.learner.behaviour_policy(), self.offers, self.env.groups)
+        self.agent_expected_welfare = None if exact is None else exact["welfare"]
+        self.agent_expected_regret = None if exact is None else exact["best"] - exact["agent"]
+        self.expected_welfare = np.nan if exact is None else float(exact["welfare"].mean())
+        self.agent_regret = np.nan if exact is None else float(self.agent_expected_regret.mean())
         self.episode_open = True
 
     def settle(self, h, states):
@@ -184,9 +190,10 @@ class MarketModel(mesa.Model):
         assessed = self.expected_welfare if exact else welfare
         self.cumulative_regret += self.optimal_welfare - assessed
         self.episode_log.append((self.episode, welfare, self.expected_welfare, transfers, private,
-                                 self.cumulative_regret, self.mechanism.phase))
+                                 self.cumulative_regret, self.agent_regret, self.mechanism.phase))
         if exact:
             self.replica_welfare.append(self.agent_expected_welfare)
+            self.replica_agent_regret.append(self.agent_expected_regret)
         self._episode_totals[:] = 0.0
         self.episode += 1
         self.episode_open = False
@@ -210,8 +217,10 @@ class MarketModel(mesa.Model):
             self.step()
 
     def episodes_frame(self):
-        """One row per completed episode: welfare (realised and expected), transfers, regret, phase."""
-        columns = ["episode", "welfare", "expected_welfare", "transfers", "agent_reward", "cumulative_regret", "phase"]
+        """One row per completed episode: welfare (realised and expected), transfers, welfare regret so far,
+        this episode's agent regret (exact models only), phase."""
+        columns = ["episode", "welfare", "expected_welfare", "transfers", "agent_reward", "cumulative_regret",
+                   "agent_regret", "phase"]
         frame = pd.DataFrame(self.episode_log, columns=columns)
         frame["optimal_welfare"] = self.optimal_welfare
         frame["laissez_faire_welfare"] = self.benchmarks["laissez_faire_welfare"]

@@ -2,8 +2,7 @@
 
 Each backend takes the runs' tasks and yields each run's result as it completes. Workers only
 compute; this process writes every file, so a Dask cluster needs no shared file system, and a
-run's result depends on nothing but its parameters and seed, whatever the backend. Local workers
-plan their firms on one thread each, since the other cores already run other workers.
+run's result depends on nothing but its parameters and seed, whatever the backend.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from market_abm.batch.runs import execute_run
-from market_abm.core.planning import plan_on_one_thread
 from market_abm.core.validation import check_int
 
 BACKENDS = ("serial", "processes", "dask")
@@ -51,8 +49,7 @@ def open_backend(backend="serial", workers=1, scheduler=None):
     if backend == "serial":
         yield lambda tasks: (execute_run(task) for task in tasks)
     elif backend == "processes":
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=plan_on_one_thread)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         try:
             yield lambda tasks: pool_results(pool, tasks)
         finally:
@@ -87,7 +84,6 @@ def dask_client(workers, scheduler):
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.ERROR)
     with cluster, distributed.Client(cluster) as client:
-        client.run(plan_on_one_thread)
         yield client
 
 

@@ -54,6 +54,16 @@ def check_number(name, value, low=None, high=None, low_open=False):
     return value
 
 
+def check_range(name, value):
+    """`value` as a pair of finite floats `(low, high)` with `low < high`."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
+        raise ValueError(f"{name}: must be a pair (low, high), got {value!r}")
+    low, high = (check_number(name, v) for v in value)
+    if not low < high:
+        raise ValueError(f"{name}: low must be below high, got {value!r}")
+    return low, high
+
+
 def check_choice(name, value, choices):
     """`value` is one of `choices`."""
     if value not in choices:
