@@ -15,11 +15,13 @@ the payoff `r + tau` after acting. Rewards are in units of per-step payoff.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
 from market_abm.core.planning import PopulationPlanner, plan_block, unrolled
-from market_abm.core.validation import check_int, check_number
+from market_abm.core.validation import check_int, check_keywords, check_number
 
 
 def resident_zeros(shape, dtype=float):
@@ -309,16 +311,28 @@ def q_step(q, visits, h, states, actions, private_rewards, transfers, next_state
         q[h, s, a, i] = old + (horizon + 1.0) / (horizon + n) * (target - old)
 
 
+def q_learner_parameters(factory):
+    """Give a Q-learner factory the signature it forwards to: `QLearner`'s, less the exploration rule
+    that the factory fixes (so that `make_learner` checks its parameters)."""
+    signature = inspect.signature(QLearner)
+    factory.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name != "exploration"])
+    return factory
+
+
+@q_learner_parameters
 def epsilon_greedy(n_agents, n_states, n_actions, horizon, rng, **params):
     """Q-learning with decaying epsilon-greedy exploration."""
     return _q_learner("epsilon_greedy", "epsilon", n_agents, n_states, n_actions, horizon, rng, params)
 
 
+@q_learner_parameters
 def optimistic_q(n_agents, n_states, n_actions, horizon, rng, **params):
     """Optimistic Q-learning with Hoeffding bonuses (Jin et al. 2018)."""
     return _q_learner("optimistic_q", "optimistic", n_agents, n_states, n_actions, horizon, rng, params)
 
 
+@q_learner_parameters
 def boltzmann(n_agents, n_states, n_actions, horizon, rng, **params):
     """Q-learning with softmax (Boltzmann) exploration."""
     return _q_learner("boltzmann", "boltzmann", n_agents, n_states, n_actions, horizon, rng, params)
@@ -338,13 +352,17 @@ LEARNERS = {
 }
 
 
-def make_learner(name, n_agents, n_states, n_actions, horizon, rng, **params):
-    """The registered learner `name`, or a user's `Learner` subclass, for the population."""
-    if isinstance(name, type) and issubclass(name, Learner):
-        return name(n_agents, n_states, n_actions, horizon, rng, **params)
-    if name not in LEARNERS:
+def make_learner(name, n_agents, n_states, n_actions, horizon, rng, /, **params):
+    """The registered learner `name`, or a user's `Learner` subclass, for the population.
+
+    `params` are checked against the learner's signature: the sizes and `rng` are the model's to set."""
+    factory = name if isinstance(name, type) and issubclass(name, Learner) else None
+    if factory is None and isinstance(name, str):
+        factory = LEARNERS.get(name)
+    if factory is None:
         raise ValueError(f"learner: must be one of {sorted(LEARNERS)} or a Learner subclass, got {name!r}")
-    try:
-        return LEARNERS[name](n_agents, n_states, n_actions, horizon, rng, **params)
-    except TypeError as err:
-        raise ValueError(f"learner_params: {err}") from None
+    params = check_keywords("learner_params", params, factory, given=POPULATION, owner=getattr(factory, "name", name))
+    return factory(n_agents, n_states, n_actions, horizon, rng, **params)
+
+
+POPULATION = ("n_agents", "n_states", "n_actions", "horizon", "rng")  # what make_learner passes every learner

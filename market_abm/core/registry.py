@@ -9,6 +9,7 @@ from market_abm.core.baselines import FixedSubsidy, LaissezFaire, Oracle, Pigouv
 from market_abm.core.learners import LEARNERS, make_learner
 from market_abm.core.mechanism import Mechanism, TwoPhaseMechanism
 from market_abm.core.schemes import SCHEMES, make_scheme
+from market_abm.core.validation import check_keywords
 
 MECHANISMS = {
     "none": LaissezFaire,
@@ -19,16 +20,17 @@ MECHANISMS = {
 }
 
 
-def make_mechanism(name, env, scheme="fine", **params):
-    """The registered mechanism `name` (or a `Mechanism` subclass) for `env`; `scheme` only for two_phase."""
-    cls = name if isinstance(name, type) and issubclass(name, Mechanism) else MECHANISMS.get(name)
+def make_mechanism(name, env, scheme="fine", /, **params):
+    """The registered mechanism `name` (or a `Mechanism` subclass) for `env`; `scheme` only for two_phase.
+
+    `params` are checked against the mechanism's signature: `env` and `scheme` are the model's to set."""
+    cls = name if isinstance(name, type) and issubclass(name, Mechanism) else None
+    if cls is None and isinstance(name, str):
+        cls = MECHANISMS.get(name)
     if cls is None:
         raise ValueError(f"mechanism: must be one of {sorted(MECHANISMS)}, got {name!r}")
-    accepted = inspect.signature(cls.__init__).parameters
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ValueError(f"mechanism_params: {cls.name!r} takes no parameter {unknown[0]!r}")
-    if "scheme" in accepted:
+    params = check_keywords("mechanism_params", params, cls, given=("env", "scheme"), owner=cls.name)
+    if "scheme" in inspect.signature(cls).parameters:
         params["scheme"] = make_scheme(scheme, env.horizon, env.n_states, env.n_actions)
     return cls(env, **params)
 
