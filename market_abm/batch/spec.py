@@ -30,7 +30,7 @@ from pathlib import Path
 
 from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES
 from market_abm.core.validation import check_int
-from market_abm.environments.graphs import GRAPHS
+from market_abm.environments.graphs import GRAPHS, graph_file
 
 SCALARS = ("scenario", "n_agents", "graph", "mechanism", "scheme", "learner")
 TABLES = ("graph_params", "scenario_params", "learner_params", "mechanism_params")
@@ -195,8 +195,8 @@ def check_scalar(name, value):
         raise ValueError(f"{name}: must be a string, got {value!r}")
     choices = {"scenario": scenarios(), "mechanism": MECHANISMS, "scheme": SCHEMES, "learner": LEARNERS,
                "graph": GRAPHS}[key]
-    if value not in choices and not (key == "graph" and os.path.exists(value)):
-        extra = " or an edge-list file" if key == "graph" else ""
+    if value not in choices and not (key == "graph" and graph_file(value) is not None):
+        extra = " or an edge-list file given as a path (./name, or a name with an extension)" if key == "graph" else ""
         raise ValueError(f"{name}: must be one of {sorted(choices)}{extra}, got {value!r}")
     return value
 
