@@ -8,6 +8,8 @@ principal / single agent setting; a user's own `TabularMDP` runs through the sam
 
 from __future__ import annotations
 
+import os
+
 import mesa
 import numpy as np
 import pandas as pd
@@ -16,8 +18,9 @@ from mesa.discrete_space import Network
 from market_abm.agents import LearningAgent, Principal
 from market_abm.core import TabularEnv, TabularMDP, make_learner, make_mechanism
 from market_abm.core.settlement import settle_step
-from market_abm.core.validation import check_bool, check_int, check_mapping, check_seed
+from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
 from market_abm.environments.registry import make_environment
+from market_abm.memory import check_agents, check_environment_size, check_model_size, check_run_length
 from market_abm.metrics import max_error, phase1_errors, summarise
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
@@ -53,6 +56,7 @@ class MarketModel(mesa.Model):
                  scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
                  agent_snapshot_every=0, shared_principal=False):
         rng, n_agents = check_seed("rng", rng), check_int("n_agents", n_agents, low=1)
+        check_agents(n_agents)
         graph_params, scenario_params, learner_params, mechanism_params = (
             check_mapping(name, value) for name, value in (
                 ("graph_params", graph_params), ("scenario_params", scenario_params),
@@ -63,12 +67,15 @@ class MarketModel(mesa.Model):
         super().__init__(rng=rng)
         self.scenario_name = "custom" if mdp is not None else scenario
         if mdp is not None:
+            check_model_size(learner, n_agents, 1 if shared_principal else n_agents, mdp.n_states, mdp.n_actions,
+                             mdp.horizon)
             self.env = TabularEnv(mdp, n_agents, shared_principal)
         else:
             self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0], graph_params, scenario_params)
+            check_environment_size(learner, self.env, placed=self.env.n_agents <= MESA_SPACE_LIMIT)
         env = self.env
         self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
-                         "graph": graph if mdp is None and isinstance(graph, str) else None,
+                         "graph": os.fspath(graph) if mdp is None and isinstance(graph, (str, os.PathLike)) else None,
                          "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
                          "scheme": scheme}
         self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
@@ -214,12 +221,15 @@ class MarketModel(mesa.Model):
     # --- running and results -----------------------------------------------------------------
     def run_episodes(self, episodes, progress=False):
         """Advance `episodes` whole episodes (with a progress bar if asked)."""
-        episodes = check_int("episodes", episodes, low=0)
+        episodes = check_int("episodes", episodes, low=0, high=MAX_COUNT // self.env.horizon)
+        check_run_length(self, "episodes", episodes * self.env.horizon - self.h)
         self.run_steps(episodes * self.env.horizon - self.h, progress)
 
     def run_steps(self, steps, progress=False):
         """Advance `steps` time steps (with a progress bar if asked)."""
-        steps = range(check_int("steps", steps, low=0))
+        steps = check_int("steps", steps, low=0, high=MAX_COUNT)
+        check_run_length(self, "steps", steps)
+        steps = range(steps)
         if progress:
             from tqdm.auto import tqdm
 

@@ -19,6 +19,7 @@ def insurance(n_agents, topology, **params):
 
 
 SCENARIOS = {"pollution": pollution, "insurance": insurance}
+SIZE_FIELDS = ("levels", "action_names", "horizon")  # the scenario parameters that set the states, actions, steps
 
 
 def pricing(**kwargs):
