@@ -1,4 +1,4 @@
-"""`market-abm sweep SPEC.toml --out DIR` and `market-abm replay DIR RUN_ID`.
+"""`market-abm sweep SPEC.toml --out DIR` and `market-abm replay DIR [RUN_ID]`.
 
 Bad input (spec, options, folder) raises a one-line `ValueError`: the CLI prints it and exits 2.
 """
@@ -48,16 +48,18 @@ def command_sweep(args):
 
 
 def add_replay(subparsers):
-    replay = subparsers.add_parser("replay", help="re-run one run of a sweep and check its output is identical")
-    replay.add_argument("dir", type=Path, metavar="DIR", help="the sweep's output folder")
-    replay.add_argument("run_id", metavar="RUN_ID", help="the run's id (from the manifest; a unique prefix will do)")
+    replay = subparsers.add_parser("replay", help="re-run a run (one of a sweep, or a single run's folder) and "
+                                                  "check its output is identical")
+    replay.add_argument("dir", type=Path, metavar="DIR", help="a sweep's output folder, or a folder of market-abm run")
+    replay.add_argument("run_id", nargs="?", metavar="RUN_ID",
+                        help="for a sweep, the run's id (from the manifest; a unique prefix will do)")
     replay.set_defaults(handler=command_replay)
 
 
 def command_replay(args):
-    from market_abm.batch.replay import replay_run
+    from market_abm.batch.replay import replay_folder, replay_run
 
-    report = replay_run(args.dir, args.run_id)
+    report = replay_folder(args.dir) if args.run_id is None else replay_run(args.dir, args.run_id)
     if report.identical:
         print(f"replay {report.run_id}: identical ({report.rows} rows)")
         return 0

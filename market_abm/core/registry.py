@@ -30,9 +30,15 @@ def make_mechanism(name, env, scheme="fine", /, **params):
     if cls is None:
         raise ValueError(f"mechanism: must be one of {sorted(MECHANISMS)}, got {name!r}")
     params = check_keywords("mechanism_params", params, cls, given=("env", "scheme"), owner=cls.name)
-    if "scheme" in inspect.signature(cls).parameters:
+    if takes_scheme(cls):
         params["scheme"] = make_scheme(scheme, env.horizon, env.n_states, env.n_actions)
     return cls(env, **params)
+
+
+def takes_scheme(mechanism):
+    """Whether the mechanism (a registered name or a `Mechanism` subclass) posts through a transfer scheme."""
+    cls = MECHANISMS.get(mechanism) if isinstance(mechanism, str) else mechanism
+    return "scheme" in inspect.signature(cls).parameters
 
 
 __all__ = ["LEARNERS", "MECHANISMS", "SCHEMES", "make_learner", "make_mechanism", "make_scheme"]
