@@ -93,6 +93,19 @@ def process_alive(pid):
     return True
 
 
+def check_folder_path(name, folder):
+    """`folder` can be made or replaced: it is not a file, does not lie under one, and the nearest
+    folder that exists above it is writable. Nothing is written."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{name}: {os.fspath(folder)!r} is a file, not a folder")
+    above = next(parent for parent in folder.absolute().parents if parent.exists())
+    if not above.is_dir():
+        raise ValueError(f"{name}: {os.fspath(folder)!r} lies under the file {os.fspath(above)!r}")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: cannot write in {os.fspath(above)!r}")
+
+
 def write_parquet(frame, path):
     """A pandas frame as Parquet, atomically."""
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from market_abm.io import atomic_folder, jsonable, write_json, write_parquet
+from market_abm.io import atomic_folder, check_folder_path, jsonable, write_json, write_parquet
 
 SUMMARY = "summary.json"
 RUN_FORMAT = "market_abm.run/1"  # the `format` of a summary.json that records how to re-run its run
@@ -53,13 +53,7 @@ def check_out(out, overwrite=False):
     one holding an earlier run unless `overwrite`."""
     out = Path(out)
     name = os.fspath(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out: {name!r} is a file, not a folder")
-    above = next(parent for parent in out.absolute().parents if parent.exists())
-    if not above.is_dir():
-        raise ValueError(f"out: {name!r} lies under the file {os.fspath(above)!r}")
-    if not os.access(above, os.W_OK | os.X_OK):
-        raise ValueError(f"out: cannot write in {os.fspath(above)!r}")
+    check_folder_path("out", out)
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not (out / SUMMARY).is_file():

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from market_abm.batch.spec import MAX_RUNS
+
 
 def add_sweep(subparsers):
     sweep = subparsers.add_parser(
@@ -23,6 +25,8 @@ def add_sweep(subparsers):
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask cluster, e.g. tcp://host:8786")
     sweep.add_argument("--backend", choices=("serial", "processes", "dask"),
                        help="default: serial for 1 worker, processes for more, dask with --scheduler")
+    sweep.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                       help=f"refuse a spec of more than N runs (default {MAX_RUNS})")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=command_sweep)
 
@@ -33,7 +37,9 @@ def command_sweep(args):
 
     if args.workers < 1:
         raise ValueError(f"argument --workers: must be >= 1, got {args.workers}")
-    spec = load_spec(args.spec)
+    if args.max_runs < 1:
+        raise ValueError(f"argument --max-runs: must be >= 1, got {args.max_runs}")
+    spec = load_spec(args.spec, max_runs=args.max_runs, progress=not args.quiet)
     report = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, backend=args.backend,
                        progress=not args.quiet)
     print(f"sweep: {report.total} runs; {report.skipped} already done, {report.ran} run now, "
