@@ -8,11 +8,15 @@ scheme, learner, the four parameter tables, agent_snapshot_every) and its length
 
 from __future__ import annotations
 
+from market_abm.core.validation import check_seed
 from market_abm.results import RUN_FORMAT, model_tables
 
 PAPER_EPISODES = 10_000  # default episodes with one agent (the paper setting)
 NETWORK_EPISODES = 1000  # default episodes with many agents
 LENGTHS = ("episodes", "steps")
+MODEL_SETTINGS = ("scenario", "n_agents", "graph", "mechanism", "scheme", "learner", "graph_params",
+                  "scenario_params", "learner_params", "mechanism_params", "agent_snapshot_every") + LENGTHS
+SESSION_SETTINGS = ("scenario", "mechanism", "n_agents", "steps", "scenario_params")
 
 
 def simulate(settings, seed, progress=False):
@@ -21,13 +25,26 @@ def simulate(settings, seed, progress=False):
     from market_abm.batch.runs import provenance
     from market_abm.environments.registry import SESSION_SCENARIOS
 
-    settings = dict(settings)
+    settings, seed = check_settings(settings), check_seed("seed", seed)
     if settings["scenario"] in SESSION_SCENARIOS:
         tables, summary = simulate_session(settings, seed, progress)
     else:
         tables, summary = simulate_model(settings, seed, progress)
     summary.update({"format": RUN_FORMAT, "seed": seed, "settings": settings, "written_by": provenance()})
     return tables, summary
+
+
+def check_settings(settings):
+    """A copy of `settings`, which must name a scenario and hold only the settings of its kind of run."""
+    from market_abm.environments.registry import SESSION_SCENARIOS
+
+    if not isinstance(settings, dict) or not isinstance(settings.get("scenario"), str):
+        raise ValueError(f"settings: must be a table naming the scenario, got {settings!r}")
+    known = SESSION_SETTINGS if settings["scenario"] in SESSION_SCENARIOS else MODEL_SETTINGS
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(f"settings: unknown setting {unknown[0]!r}; a {settings['scenario']} run has {', '.join(known)}")
+    return dict(settings)
 
 
 def simulate_model(settings, seed, progress):

@@ -47,7 +47,8 @@ def replay_run(folder, run_id):
     task = {key: entry[key] for key in ("run_id", "params", "seed", "labels")}
     result = execute_run(task)
     if "error" in result:
-        raise RuntimeError(f"run {entry['run_id']} failed on replay:\n{result['error']}")
+        last = result["error"].strip().splitlines()[-1]
+        raise ValueError(f"run_id: run {entry['run_id']} fails on replay: {last}")
     stored = pd.read_parquet(path)
     difference = frame_difference(stored, as_stored(result["frame"]))
     if not difference and result["record"]["summary"] != stored_record["summary"]:

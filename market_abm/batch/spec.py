@@ -12,9 +12,11 @@
     mechanism = ["none", "two_phase"]
     scenario_params.decay = [0.2, 0.3]
 
-The whole spec is checked before anything is written: every key, type and range, and every grid
-point is built once (without its welfare benchmarks) so that scenario and graph parameters fail
-here, as a one-line `ValueError` naming the field, rather than half-way through a sweep.
+The whole spec is checked before anything is written: every key, type and range, the number of
+runs (at most `MAX_RUNS` unless the caller raises it, counted before any grid point is built), and
+every grid point is built once (without its welfare benchmarks) so that scenario and graph
+parameters, the model's size and its run's data fail here, as a one-line `ValueError` naming the
+field, rather than half-way through a sweep.
 """
 
 from __future__ import annotations
