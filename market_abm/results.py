@@ -29,6 +29,7 @@ def model_tables(model):
 
 def write_run(model, out, overwrite=False):
     """Write a finished model's data to folder `out`, whole (see `write_run_folder`); returns the summary."""
+    check_out(out, overwrite)
     summary = model.summary()
     write_run_folder(out, model_tables(model), summary, overwrite)
     return summary

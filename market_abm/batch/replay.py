@@ -64,6 +64,8 @@ def replay_folder(folder):
     from market_abm.runner import simulate
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"dir: no folder {str(folder)!r}")
     if (folder / MANIFEST).exists():
         raise ValueError(f"run_id: {str(folder)!r} holds a sweep; give the RUN_ID of one of its runs")
     stored_summary = read_run_summary(folder)

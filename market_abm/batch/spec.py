@@ -185,8 +185,9 @@ def check_run_count(grid, seeds, max_runs):
     points = math.prod(len(values) for values in grid.values())
     if points * len(seeds) > max_runs:
         field = "grid" if points > 1 else "seeds"
-        raise ValueError(f"{field}: {points} grid points x {len(seeds)} seeds make {points * len(seeds)} runs, more "
-                         f"than the limit of {max_runs}; raise it with --max-runs (max_runs= in Python)")
+        raise ValueError(f"{field}: {points} grid point{'s' * (points > 1)} x {len(seeds)} seed{'s' * (len(seeds) > 1)} "
+                         f"make {points * len(seeds)} runs, more than the limit of {max_runs}; raise it with "
+                         "--max-runs (max_runs= in Python)")
 
 
 def check_seeds(seeds):

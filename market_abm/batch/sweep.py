@@ -91,7 +91,8 @@ def check_out(out, spec):
         if out.is_dir() and (out / RUNS).exists():
             raise ValueError(f"out: {os.fspath(out)!r} has a runs folder but no {MANIFEST}")
         if out.is_dir() and any(out.iterdir()):
-            raise ValueError(f"out: {os.fspath(out)!r} is not empty and holds no sweep; give a new or empty folder")
+            held = "a single run, not a sweep" if (out / "summary.json").exists() else "something other than a sweep"
+            raise ValueError(f"out: {os.fspath(out)!r} holds {held}; give a new or empty folder")
         return
     try:
         recorded = json.loads(manifest.read_text())["spec"]

@@ -76,7 +76,7 @@ def make_topology(graph, n_nodes, rng, **params):
         what, graph = f"the edge-list file {os.fspath(path)!r}", read_edge_list(path)
     if params:
         raise ValueError(f"graph_params: {what} takes no parameters, got {sorted(params)[0]!r}")
-    topology = from_networkx(graph)
+    topology = from_networkx(graph, what)
     if n not in (1, topology.n_nodes):
         raise ValueError(f"n_agents: {what} has {topology.n_nodes} nodes, got {n} (give 1 or {topology.n_nodes})")
     return topology
@@ -138,10 +138,11 @@ def expected_links(graph, n, params):
     return min(max(float(per_node), 0.0) * n, n * (n - 1) / 2)
 
 
-def from_networkx(graph):
-    """Relabel any networkx graph to `0..N-1` (keeping the original label as node attribute `label`)."""
+def from_networkx(graph, what="the graph"):
+    """Relabel any networkx graph to `0..N-1` (keeping the original label as node attribute `label`);
+    `what` names the graph in messages."""
     if graph.number_of_nodes() == 0:
-        raise ValueError("graph: has no nodes")
+        raise ValueError(f"graph: {what} has no nodes")
     graph = nx.Graph(graph)
     graph.remove_edges_from(nx.selfloop_edges(graph))
     nodes = list(graph.nodes)
