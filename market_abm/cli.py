@@ -18,7 +18,6 @@ from market_abm.environments.graphs import GRAPHS, graph_file
 from market_abm.runner import NETWORK_EPISODES, PAPER_EPISODES
 
 
-
 class UsageError(Exception):
     """Bad command-line input: reported in one line, exit status 2."""
 
@@ -104,9 +103,9 @@ def model_settings(args):
     """The `MarketModel` settings of `run` (see `market_abm.runner`); a flag that would mean nothing is refused."""
     if args.scheme is not None and not takes_scheme(args.mechanism):
         raise UsageError(f"argument --scheme: the {args.mechanism} mechanism takes no transfer scheme")
-    graph = os.path.abspath(args.graph_file) if args.graph_file is not None else args.graph or "watts_strogatz"
-    if isinstance(graph, str) and graph_file(graph) is not None:
-        graph = os.path.abspath(graph)  # the run can be replayed from any folder
+    graph = args.graph_file if args.graph_file is not None else args.graph or "watts_strogatz"
+    if graph_file(graph) is not None:
+        graph = os.path.abspath(graph)  # so that the run can be replayed from any folder
     settings = {"scenario": args.scenario, "n_agents": args.agents or 1, "graph": graph,
                 "mechanism": args.mechanism, "scheme": args.scheme or "fine", "learner": args.learner,
                 "graph_params": args.graph_params, "scenario_params": args.scenario_params,

@@ -59,13 +59,17 @@ def add_replay(subparsers):
     replay.add_argument("dir", type=Path, metavar="DIR", help="a sweep's output folder, or a folder of market-abm run")
     replay.add_argument("run_id", nargs="?", metavar="RUN_ID",
                         help="for a sweep, the run's id (from the manifest; a unique prefix will do)")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar while a single run re-runs")
     replay.set_defaults(handler=command_replay)
 
 
 def command_replay(args):
     from market_abm.batch.replay import replay_folder, replay_run
 
-    report = replay_folder(args.dir) if args.run_id is None else replay_run(args.dir, args.run_id)
+    if args.run_id is None:
+        report = replay_folder(args.dir, progress=not args.quiet)
+    else:
+        report = replay_run(args.dir, args.run_id)
     if report.identical:
         print(f"replay {report.run_id}: identical ({report.rows} rows)")
         return 0

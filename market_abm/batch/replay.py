@@ -58,8 +58,9 @@ def replay_run(folder, run_id):
     return ReplayReport(entry["run_id"], not difference, len(stored), difference)
 
 
-def replay_folder(folder):
-    """Re-run the single run in `folder` from its `summary.json` and compare every table and the summary."""
+def replay_folder(folder, progress=False):
+    """Re-run the single run in `folder` from its `summary.json` (with a progress bar if asked) and
+    compare every table and the summary."""
     from market_abm.results import SUMMARY, as_recorded, read_run_summary
     from market_abm.runner import simulate
 
@@ -69,7 +70,7 @@ def replay_folder(folder):
     if (folder / MANIFEST).exists():
         raise ValueError(f"run_id: {str(folder)!r} holds a sweep; give the RUN_ID of one of its runs")
     stored_summary = read_run_summary(folder)
-    tables, summary = simulate(stored_summary["settings"], stored_summary["seed"])
+    tables, summary = simulate(stored_summary["settings"], stored_summary["seed"], progress)
     names = sorted({path.name for path in folder.glob("*.parquet")} | set(tables))
     difference = ""
     for name in names:

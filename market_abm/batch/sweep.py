@@ -22,6 +22,7 @@ from market_abm.batch.backends import choose_backend, open_backend
 from market_abm.batch.runs import clean_partial, provenance, read_run_record, write_run_file
 from market_abm.batch.spec import SweepSpec, load_spec
 from market_abm.io import check_folder_path, jsonable, write_json, write_parquet
+from market_abm.results import SUMMARY
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -91,7 +92,7 @@ def check_out(out, spec):
         if out.is_dir() and (out / RUNS).exists():
             raise ValueError(f"out: {os.fspath(out)!r} has a runs folder but no {MANIFEST}")
         if out.is_dir() and any(out.iterdir()):
-            held = "a single run, not a sweep" if (out / "summary.json").exists() else "something other than a sweep"
+            held = "a single run, not a sweep" if (out / SUMMARY).exists() else "something other than a sweep"
             raise ValueError(f"out: {os.fspath(out)!r} holds {held}; give a new or empty folder")
         return
     try:
