@@ -37,7 +37,7 @@ def atomic_folder(path, overwrite=False):
     `path` whole, replacing an earlier folder there only if `overwrite`. If the block fails or the
     process dies, `path` is left as it was; a dead process's hidden `.<name>.<pid>-<token>.tmp` folder
     is removed by the next write to `path`."""
-    path = Path(path)
+    path = Path(os.path.abspath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_folders(path)
     tmp = hidden_folder(path)
@@ -99,7 +99,9 @@ def check_folder_path(name, folder):
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{name}: {os.fspath(folder)!r} is a file, not a folder")
-    above = next(parent for parent in folder.absolute().parents if parent.exists())
+    above = next((parent for parent in Path(os.path.abspath(folder)).parents if parent.exists()), None)
+    if above is None:
+        raise ValueError(f"{name}: {os.fspath(folder)!r} is the root folder")
     if not above.is_dir():
         raise ValueError(f"{name}: {os.fspath(folder)!r} lies under the file {os.fspath(above)!r}")
     if not os.access(above, os.W_OK | os.X_OK):

@@ -50,11 +50,15 @@ def write_run_folder(out, tables, summary, overwrite=False):
 
 def check_out(out, overwrite=False):
     """Refuse an output folder a run could not replace whole, before the run starts (nothing is written):
-    a file, a path under a file, an unwritable place, a folder holding something other than a run, or
-    one holding an earlier run unless `overwrite`."""
+    a file, a path under a file, an unwritable place, the current folder or one above it, a folder
+    holding something other than a run, or one holding an earlier run unless `overwrite`."""
     out = Path(out)
     name = os.fspath(out)
     check_folder_path("out", out)
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):
+        raise ValueError(f"out: {name!r} holds the current folder, which a run's folder cannot replace; "
+                         "give a folder below it")
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not (out / SUMMARY).is_file():

@@ -131,6 +131,9 @@ CASES = {
     "--out holds an earlier run": cli("out", "run", "pollution", "--out", "earlier", "--seed", "1"),
     "--overwrite of a folder that is no run": cli("out", "run", "pollution", "--out", "notrun", "--seed", "0",
                                                   "--overwrite"),
+    "--out is the current folder": cli("out", "run", "pollution", "--out", ".", "--seed", "0", "--overwrite"),
+    "--out holds the current folder": cli("out", "run", "pollution", "--out", "..", "--seed", "0"),
+    "--out is the root folder": cli("out", "run", "pollution", "--out", "/", "--seed", "0"),
     # market-abm sweep
     "negative steps": sweep("steps", SPEC.replace("steps = 6", "steps = -3")),
     "steps as text": sweep("steps", SPEC.replace("steps = 6", 'steps = "6"')),
