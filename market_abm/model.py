@@ -8,6 +8,8 @@ principal / single agent setting; a user's own `TabularMDP` runs through the sam
 
 from __future__ import annotations
 
+import os
+
 import mesa
 import numpy as np
 import pandas as pd
@@ -16,11 +18,25 @@ from mesa.discrete_space import Network
 from market_abm.agents import LearningAgent, Principal
 from market_abm.core import StepRecord, TabularEnv, TabularMDP, make_learner, make_mechanism
 from market_abm.core.settlement import settle_step
-from market_abm.core.validation import check_int
+from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
 from market_abm.environments.registry import make_environment
+from market_abm.memory import check_agents, check_environment_size, check_model_size, check_run_length
 from market_abm.metrics import max_error, phase1_errors, summarise
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
+
+
+def check_custom_mdp(mdp, graph_params, scenario_params, shared_principal):
+    """A user's own economy (`mdp`) has no graph or scenario parameters; only it has a shared principal."""
+    if mdp is None:
+        if shared_principal:
+            raise ValueError("shared_principal: only replicas of a custom mdp have their own principals to share")
+        return
+    if not isinstance(mdp, TabularMDP):
+        raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
+    for name, params in (("graph_params", graph_params), ("scenario_params", scenario_params)):
+        if params:
+            raise ValueError(f"{name}: a custom mdp has no graph or scenario, so takes no {name}")
 
 
 class MarketModel(mesa.Model):
@@ -42,25 +58,34 @@ class MarketModel(mesa.Model):
                  scheme="fine", learner="contract_aware", mdp=None, rng=None, graph_params=None,
                  scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
                  agent_snapshot_every=0, shared_principal=False):
+        rng, n_agents = check_seed("rng", rng), check_int("n_agents", n_agents, low=1)
+        check_agents(n_agents)
+        graph_params, scenario_params, learner_params, mechanism_params = (
+            check_mapping(name, value) for name, value in (
+                ("graph_params", graph_params), ("scenario_params", scenario_params),
+                ("learner_params", learner_params), ("mechanism_params", mechanism_params)))
+        benchmark, shared_principal = check_bool("benchmark", benchmark), check_bool("shared_principal", shared_principal)
+        agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
+        check_custom_mdp(mdp, graph_params, scenario_params, shared_principal)
         super().__init__(rng=rng)
         self.scenario_name = "custom" if mdp is not None else scenario
         if mdp is not None:
-            if not isinstance(mdp, TabularMDP):
-                raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
-            self.env = TabularEnv(mdp, check_int("n_agents", n_agents, low=1), shared_principal)
+            check_model_size(learner, n_agents, 1 if shared_principal else n_agents, mdp.n_states, mdp.n_actions,
+                             mdp.horizon)
+            self.env = TabularEnv(mdp, n_agents, shared_principal)
         else:
-            self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0],
-                                        graph_params or {}, scenario_params or {})
+            self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0], graph_params, scenario_params)
+            check_environment_size(learner, self.env, placed=self.env.n_agents <= MESA_SPACE_LIMIT)
         env = self.env
         self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
-                         "graph": graph if mdp is None and isinstance(graph, str) else None,
+                         "graph": os.fspath(graph) if mdp is None and isinstance(graph, (str, os.PathLike)) else None,
                          "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
                          "scheme": scheme}
         self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
-                                    self.rng, scenario_payoff_range=env.payoff_range(), **(learner_params or {}))
+                                    self.rng, scenario_payoff_range=env.payoff_range(), **learner_params)
         self.settings["learner"] = self.learner.name
         self.mechanism = make_mechanism(mechanism, env.principal_view(), scheme, exact=env.local_mdp(),
-                                        **(mechanism_params or {}))
+                                        **mechanism_params)
         if benchmark:
             self.benchmarks = env.welfare_benchmarks(self.rng.spawn(1)[0])
         else:
@@ -83,7 +108,7 @@ class MarketModel(mesa.Model):
         self.episode_log, self.replica_welfare, self.replica_agent_regret = [], [], []
         self._episode_totals = np.zeros(3)
 
-        self.agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
+        self.agent_snapshot_every = agent_snapshot_every
         self.agent_snapshots = []
         self.place_agents()
         self.datacollector = mesa.DataCollector(model_reporters=self.model_reporters())
@@ -202,12 +227,15 @@ class MarketModel(mesa.Model):
     # --- running and results -----------------------------------------------------------------
     def run_episodes(self, episodes, progress=False):
         """Advance `episodes` whole episodes (with a progress bar if asked)."""
-        episodes = check_int("episodes", episodes, low=0)
+        episodes = check_int("episodes", episodes, low=0, high=MAX_COUNT // self.env.horizon)
+        check_run_length(self, "episodes", episodes * self.env.horizon - self.h)
         self.run_steps(episodes * self.env.horizon - self.h, progress)
 
     def run_steps(self, steps, progress=False):
         """Advance `steps` time steps (with a progress bar if asked)."""
-        steps = range(check_int("steps", steps, low=0))
+        steps = check_int("steps", steps, low=0, high=MAX_COUNT)
+        check_run_length(self, "steps", steps)
+        steps = range(steps)
         if progress:
             from tqdm.auto import tqdm
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from market_abm.batch.runs import execute_run
 from market_abm.core.validation import check_int
 
 BACKENDS = ("serial", "processes", "dask")
+MAX_WORKERS_PER_CORE = 4  # more worker processes than this per core only compete for it
 
 
 def choose_backend(backend=None, workers=1, scheduler=None):
     """The backend for the options given: serial for one worker, local processes for more, Dask
     with a scheduler address (or when asked, with `workers` in a LocalCluster)."""
-    workers = check_int("workers", workers, low=1)
+    workers = check_int("workers", workers, low=1, high=MAX_WORKERS_PER_CORE * (os.cpu_count() or 1))
     if backend is None:
         backend = "dask" if scheduler else ("serial" if workers == 1 else "processes")
     if backend not in BACKENDS:

@@ -21,7 +21,7 @@ import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
 from market_abm.core.planning import UNTRIED, plan_block, unrolled, value_ceiling
-from market_abm.core.validation import check_int, check_number, check_range
+from market_abm.core.validation import check_int, check_keywords, check_number, check_range
 
 
 def resident_zeros(shape, dtype=float):
@@ -338,16 +338,28 @@ def q_step(q, visits, h, states, actions, private_rewards, transfers, next_state
         q[h, s, a, i] = old + (horizon + 1.0) / (horizon + n) * (target - old)
 
 
+def q_learner_parameters(factory):
+    """Give a Q-learner factory the signature it forwards to: `QLearner`'s, less the exploration rule
+    that the factory fixes (so that `make_learner` checks its parameters)."""
+    signature = inspect.signature(QLearner)
+    factory.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name != "exploration"])
+    return factory
+
+
+@q_learner_parameters
 def epsilon_greedy(n_agents, n_states, n_actions, horizon, rng, **params):
     """Q-learning with decaying epsilon-greedy exploration."""
     return _q_learner("epsilon_greedy", "epsilon", n_agents, n_states, n_actions, horizon, rng, params)
 
 
+@q_learner_parameters
 def optimistic_q(n_agents, n_states, n_actions, horizon, rng, **params):
     """Optimistic Q-learning with Hoeffding bonuses (Jin et al. 2018)."""
     return _q_learner("optimistic_q", "optimistic", n_agents, n_states, n_actions, horizon, rng, params)
 
 
+@q_learner_parameters
 def boltzmann(n_agents, n_states, n_actions, horizon, rng, **params):
     """Q-learning with softmax (Boltzmann) exploration."""
     return _q_learner("boltzmann", "boltzmann", n_agents, n_states, n_actions, horizon, rng, params)
@@ -367,21 +379,22 @@ LEARNERS = {
 }
 
 
-def make_learner(name, n_agents, n_states, n_actions, horizon, rng, scenario_payoff_range=None, **params):
-    """The registered learner `name`, or a user's `Learner` subclass, for the population. The scenario's
-    bounds of the per-step private payoff go to learners that take a `payoff_range` not given in `params`."""
-    if isinstance(name, type) and issubclass(name, Learner):
-        build = name
-    elif name in LEARNERS:
-        build = LEARNERS[name]
-    else:
+def make_learner(name, n_agents, n_states, n_actions, horizon, rng, /, scenario_payoff_range=None, **params):
+    """The registered learner `name`, or a user's `Learner` subclass, for the population.
+
+    `params` are checked against the learner's signature: the sizes and `rng` are the model's to set.
+    The scenario's bounds of the per-step private payoff go to learners that take a `payoff_range`
+    not given in `params`."""
+    factory = name if isinstance(name, type) and issubclass(name, Learner) else None
+    if factory is None and isinstance(name, str):
+        factory = LEARNERS.get(name)
+    if factory is None:
         raise ValueError(f"learner: must be one of {sorted(LEARNERS)} or a Learner subclass, got {name!r}")
+    params = check_keywords("learner_params", params, factory, given=POPULATION, owner=getattr(factory, "name", name))
     if scenario_payoff_range is not None and "payoff_range" not in params \
-            and "payoff_range" in inspect.signature(build).parameters:
+            and "payoff_range" in inspect.signature(factory).parameters:
         params["payoff_range"] = scenario_payoff_range
-    if build is not name:
-        try:
-            return build(n_agents, n_states, n_actions, horizon, rng, **params)
-        except TypeError as err:
-            raise ValueError(f"learner_params: {err}") from None
-    return build(n_agents, n_states, n_actions, horizon, rng, **params)
+    return factory(n_agents, n_states, n_actions, horizon, rng, **params)
+
+
+POPULATION = ("n_agents", "n_states", "n_actions", "horizon", "rng")  # what make_learner passes every learner
