@@ -132,9 +132,25 @@ def session_settings(args):
 
 
 def report(summary, out):
-    keys = ("gap_closed", "regret_slope", "final_welfare", "optimal_welfare", "transfers_per_episode")
+    keys = ("gap_closed", "regret_slope", "regret_decay", "final_welfare", "optimal_welfare",
+            "transfers_per_episode")
     print(" ".join(f"{k}={summary[k]:.3f}" for k in keys if isinstance(summary.get(k), float)))
+    for warning in summary_warnings(summary):
+        print(f"market-abm: warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")
+
+
+def summary_warnings(summary):
+    """One line for each figure a summary should not be read without."""
+    ceiling, unpriced = summary.get("cells_at_ceiling") or 0, summary.get("phase1_cells_unpriced") or 0
+    if ceiling:
+        yield (f"{ceiling} cells were refused at the highest offer allowed: their compensating transfer may lie "
+               "above it (cells_at_ceiling)")
+    if unpriced:
+        yield (f"{unpriced} of {summary['phase1_cells_searched']} cells searched in Phase 1 had no estimate when it "
+               "ended and are left out of phase1_max_abs_error (phase1_cells_unpriced)")
+    if summary.get("mechanism") == "two_phase" and summary.get("phase1_episodes") is None:
+        yield "Phase 1 did not end: the costs were still being estimated when the run ended"
 
 
 def add_viz(subparsers):

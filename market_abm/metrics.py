@@ -103,14 +103,39 @@ def exact_cell_transfer(mdp, scheme, cell, accept_share=0.6, tol=1e-7, tau_max=N
     return hi
 
 
-def phase1_errors(estimates, mdp):
-    """`|tau_hat - exact|` per group and cell `(G, n_cells)` for cells settled in Phase 1 (as estimated
-    then), NaN elsewhere; `estimates` is a mechanism's `CellEstimates`."""
-    phase1 = estimates.phase1
+def estimate_errors(estimates, mdp):
+    """`|estimate - exact counterpart|` per group and cell `(G, n_cells)` of a mechanism's
+    `CellEstimates`: `phase1` for every cell searched while Phase 1 ran, as estimated when it ended,
+    and `final` for the cells steered now; NaN elsewhere, and NaN for a searched cell that had no
+    estimate yet (counted by `estimate_figures` as unpriced)."""
+    needed = estimates.searched | estimates.steered
     exact = np.full(estimates.scheme.n_cells, np.nan)
-    for c in np.unique(np.nonzero(np.isfinite(phase1))[1]):
+    for c in np.unique(np.nonzero(needed)[1]):
         exact[c] = exact_cell_transfer(mdp, estimates.scheme, c, estimates.accept_share)
-    return np.abs(phase1 - exact[None, :])
+    with np.errstate(invalid="ignore"):
+        phase1 = np.where(estimates.searched, np.abs(estimates.phase1 - exact[None]), np.nan)
+        final = np.where(estimates.steered, np.abs(estimates.current - exact[None]), np.nan)
+    return {"phase1": phase1, "final": final}
+
+
+def estimate_figures(estimates, mdp=None):
+    """The summary's figures on a mechanism's estimates: how many cells were searched in Phase 1, how
+    many of them had no finite estimate when it ended (`phase1_cells_unpriced`: never accepted, or
+    refused at the highest offer allowed), how many cells are steered and at the ceiling now, and,
+    where the exact model is known, the largest errors against the exact counterparts (over the
+    searched cells that had an estimate, and over the steered cells)."""
+    searched = estimates.searched
+    out = {
+        "phase1_cells_searched": int(searched.sum()),
+        "phase1_cells_unpriced": int((searched & ~np.isfinite(estimates.phase1)).sum()),
+        "cells_steered": int(estimates.steered.sum()),
+        "cells_at_ceiling": int(estimates.at_ceiling.sum()),
+    }
+    if mdp is not None:
+        errors = estimate_errors(estimates, mdp)
+        out["phase1_max_abs_error"] = float(max_error(errors["phase1"]))
+        out["final_max_abs_error"] = float(max_error(errors["final"]))
+    return out
 
 
 def max_error(errors, axis=None):
@@ -136,8 +161,11 @@ def replica_summaries(model):
         rows.append({"replica": r, **summarise(frame, model.benchmarks)})
     table = pd.DataFrame(rows)
     table["transfers_per_episode"] = model.transfers_received / max(len(welfare), 1)
-    errors = model.phase1_error_table()
-    if errors is not None:
-        table["phase1_max_abs_error"] = max_error(errors, axis=1)
-        table["phase1_episodes"] = model.mechanism.estimates().phase1_episodes
+    estimates, mdp = model.mechanism.estimates(), model.env.local_mdp()
+    if estimates is not None and mdp is not None:
+        errors = estimate_errors(estimates, mdp)
+        table["phase1_max_abs_error"] = max_error(errors["phase1"], axis=1)
+        table["final_max_abs_error"] = max_error(errors["final"], axis=1)
+        table["cells_at_ceiling"] = estimates.at_ceiling.sum(axis=1)
+        table["phase1_episodes"] = estimates.phase1_episodes
     return table

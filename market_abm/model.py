@@ -21,9 +21,20 @@ from market_abm.core.settlement import settle_step
 from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
 from market_abm.environments.registry import make_environment
 from market_abm.memory import check_agents, check_environment_size, check_model_size, check_run_length
-from market_abm.metrics import max_error, phase1_errors, summarise
+from market_abm.metrics import estimate_figures, summarise
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
+
+
+def check_benchmarks(benchmark):
+    """`benchmark`: compute the welfare benchmarks (True), skip them (False), or the benchmarks of an
+    earlier model of the same economy (its `benchmarks` dict), which are then not computed again."""
+    if isinstance(benchmark, dict):
+        missing = [key for key in ("optimal_welfare", "laissez_faire_welfare", "benchmark") if key not in benchmark]
+        if missing:
+            raise ValueError(f"benchmark: a benchmarks dict needs {missing[0]!r}")
+        return benchmark
+    return check_bool("benchmark", benchmark)
 
 
 def check_custom_mdp(mdp, graph_params, scenario_params, shared_principal):
@@ -64,7 +75,8 @@ class MarketModel(mesa.Model):
             check_mapping(name, value) for name, value in (
                 ("graph_params", graph_params), ("scenario_params", scenario_params),
                 ("learner_params", learner_params), ("mechanism_params", mechanism_params)))
-        benchmark, shared_principal = check_bool("benchmark", benchmark), check_bool("shared_principal", shared_principal)
+        benchmark = check_benchmarks(benchmark)
+        shared_principal = check_bool("shared_principal", shared_principal)
         agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
         check_custom_mdp(mdp, graph_params, scenario_params, shared_principal)
         super().__init__(rng=rng)
@@ -86,7 +98,10 @@ class MarketModel(mesa.Model):
         self.settings["learner"] = self.learner.name
         self.mechanism = make_mechanism(mechanism, env.principal_view(), scheme, exact=env.local_mdp(),
                                         **mechanism_params)
-        if benchmark:
+        if isinstance(benchmark, dict):  # computed before, for this economy
+            self.rng.spawn(1)
+            self.benchmarks = dict(benchmark)
+        elif benchmark:
             self.benchmarks = env.welfare_benchmarks(self.rng.spawn(1)[0])
         else:
             self.benchmarks = {"optimal_welfare": np.nan, "laissez_faire_welfare": np.nan, "benchmark": "none"}
@@ -275,19 +290,13 @@ class MarketModel(mesa.Model):
         out = summarise(self.episodes_frame(), self.benchmarks)
         out.update(self.mechanism.summary())
         out.update(self.env.summary_extras(self))
-        out.update(self.phase1_error())
+        out.update(self.estimate_figures())
         out.update({k: v for k, v in self.settings.items() if v is not None})
         out["benchmark"] = self.benchmarks["benchmark"]
         return out
 
-    def phase1_error(self):
-        """Max over searched cells of `|tau_hat - exact counterpart|`, where the exact model is known."""
-        errors = self.phase1_error_table()
-        return {} if errors is None else {"phase1_max_abs_error": float(max_error(errors))}
-
-    def phase1_error_table(self):
-        """Phase 1 estimation errors per group and cell, or None without an exact model or estimates."""
-        mdp, estimates = self.env.local_mdp(), self.mechanism.estimates()
-        if mdp is None or estimates is None:
-            return None
-        return phase1_errors(estimates, mdp)
+    def estimate_figures(self):
+        """The mechanism's estimates against their exact counterparts, where it has estimates (see
+        `metrics.estimate_figures`; the errors only where the exact local model is known)."""
+        estimates = self.mechanism.estimates()
+        return {} if estimates is None else estimate_figures(estimates, self.env.local_mdp())

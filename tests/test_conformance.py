@@ -37,7 +37,7 @@ def test_registered_mechanisms(mechanism, agents):
 @pytest.mark.parametrize("scheme", ["fine", "stationary", "per_action", "threshold"])
 def test_two_phase_under_every_scheme(scheme):
     env = TabularEnv(single_node_mdp(), 3, shared_principal=True)
-    mechanism_api_test(make_mechanism("two_phase", env.principal_view(), scheme, warmup=0, min_visits=2), env,
+    mechanism_api_test(make_mechanism("two_phase", env.principal_view(), scheme, warmup=1, min_visits=2), env,
                        episodes=60)
 
 

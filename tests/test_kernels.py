@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market_abm.core.learners import count_step
+from market_abm.core.learners import EXPLORATIONS, behaviour_table, count_step, q_step, sample_actions
 from market_abm.core.two_phase import count_transitions
 from market_abm.core.settlement import settle_step
 from market_abm.environments.graphs import make_topology
@@ -40,12 +40,74 @@ def test_learners_count_their_own_steps(size):
     n, _, s, a, seed = size
     _, _, states, actions, next_states, rewards = population(n, 1, s, a, seed)
     counts, visits = np.zeros((s, a, s, n), np.float32), np.zeros((s, a, n), np.float32)
-    reward_sum = np.zeros((s, a, n))
-    count_step(counts, visits, reward_sum, states, actions, rewards, next_states)
+    reward_sum, reward_squares = np.zeros((s, a, n)), np.zeros((s, a, n))
+    count_step(counts, visits, reward_sum, reward_squares, states, actions, rewards, next_states)
     agents = np.arange(n)
     assert counts.sum() == n
     assert np.all(counts[states, actions, next_states, agents] == 1) and np.array_equal(visits, counts.sum(axis=2))
     assert np.array_equal(reward_sum[states, actions, agents], rewards) and np.count_nonzero(reward_sum) <= n
+    assert np.allclose(reward_squares[states, actions, agents], rewards**2)
+
+
+def reference_probs(values, mode, epsilon, temperature):
+    """Exploration probabilities of rows of action values, in plain numpy: epsilon-greedy, softmax, greedy
+    (the greedy action is the lowest best one)."""
+    greedy = np.eye(values.shape[-1])[values.argmax(axis=-1)]
+    if EXPLORATIONS[mode] == "boltzmann":
+        weights = np.exp((values - values.max(axis=-1, keepdims=True)) / temperature)
+        return weights / weights.sum(axis=-1, keepdims=True)
+    explore = epsilon if EXPLORATIONS[mode] == "epsilon" else 0.0
+    return (1 - explore) * greedy + explore / values.shape[-1]
+
+
+rules = st.tuples(st.integers(0, 2), st.floats(0.0, 1.0), st.floats(0.05, 3.0))
+
+
+@given(sizes, rules)
+@settings(max_examples=60, deadline=None)
+def test_behaviour_table_is_the_exploration_rule(size, rule):
+    n, _, _, a, seed = size
+    mode, epsilon, temperature = rule
+    values = np.random.default_rng(seed).normal(size=(n, a))
+    assert np.allclose(behaviour_table(values, mode, epsilon, temperature),
+                       reference_probs(values, mode, epsilon, temperature))
+
+
+@given(sizes, rules)
+@settings(max_examples=60, deadline=None)
+def test_sampled_actions_follow_the_exploration_probabilities_by_inverse_cdf(size, rule):
+    n, _, s, a, seed = size
+    mode, epsilon, temperature = rule
+    rng = np.random.default_rng(seed)
+    horizon = 3
+    q, states, draws, h = rng.normal(size=(horizon + 1, s, a, n)), rng.integers(s, size=n), rng.random(n), 1
+    actions = sample_actions(q, h, states, draws, mode, epsilon, temperature)
+    probs = reference_probs(np.moveaxis(q[h], -1, 0)[np.arange(n), states], mode, epsilon, temperature)
+    cdf = np.cumsum(probs, axis=-1)
+    expected = np.minimum((draws[:, None] >= cdf[:, :-1]).sum(axis=-1), a - 1)
+    assert np.array_equal(actions, expected)
+
+
+@given(sizes, st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_q_update_moves_each_agent_toward_its_bootstrapped_target(size, optimistic):
+    n, _, s, a, seed = size
+    rng = np.random.default_rng(seed)
+    horizon, h, bonus, confidence = 4, 2, 0.3, 5.0
+    q = rng.normal(size=(horizon + 1, s, a, n))
+    visits = rng.integers(0, 5, size=(horizon, s, a, n)).astype(np.int32)
+    states, actions, next_states = rng.integers(s, size=n), rng.integers(a, size=n), rng.integers(s, size=n)
+    rewards, transfers = rng.normal(size=n), rng.normal(size=n)
+    expected_q, expected_visits = q.copy(), visits.copy()
+    agents = np.arange(n)
+    count = visits[h, states, actions, agents] + 1
+    target = rewards + transfers + q[h + 1, next_states, :, agents].max(axis=-1)
+    target = target + optimistic * bonus * np.sqrt(confidence / count)
+    old = q[h, states, actions, agents]
+    expected_q[h, states, actions, agents] = old + (horizon + 1) / (horizon + count) * (target - old)
+    expected_visits[h, states, actions, agents] = count
+    q_step(q, visits, h, states, actions, rewards, transfers, next_states, optimistic, bonus, confidence)
+    assert np.allclose(q, expected_q) and np.array_equal(visits, expected_visits)
 
 
 @given(sizes)

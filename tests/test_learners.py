@@ -12,39 +12,46 @@ from market_abm.core import make_learner
 from market_abm.core.mdp import backward_induction, cumulative, inverse_cdf
 
 
-def experience(learner, mdp, rng, steps):
-    """Feed random visits drawn from `mdp`; return the counts `(N, S, A, S)` and reward sums `(N, S, A)`."""
+def experience(learner, mdp, rng, steps, noise=0.0):
+    """Feed random visits drawn from `mdp` (rewards with Gaussian `noise`); return the counts
+    `(N, S, A, S)`, reward sums and sums of squared rewards `(N, S, A)`."""
     n, s, a = learner.n_agents, mdp.n_states, mdp.n_actions
-    counts, rewards = np.zeros((n, s, a, s)), np.zeros((n, s, a))
+    counts, rewards, squares = np.zeros((n, s, a, s)), np.zeros((n, s, a)), np.zeros((n, s, a))
     cdf = cumulative(mdp.transition)
     for _ in range(steps):
         states, actions = rng.integers(s, size=n), rng.integers(a, size=n)
         next_states = inverse_cdf(cdf[states, actions], rng.random(n))
-        reward = mdp.agent_reward[states, actions]
+        reward = mdp.agent_reward[states, actions] + noise * rng.normal(size=n)
         learner.update(0, states, actions, reward, np.zeros(n), next_states)
         np.add.at(counts, (np.arange(n), states, actions, next_states), 1)
         np.add.at(rewards, (np.arange(n), states, actions), reward)
-    return counts, rewards
+        np.add.at(squares, (np.arange(n), states, actions), reward**2)
+    return counts, rewards, squares
 
 
-def optimistic_values(counts, rewards, offers, scale, low, high, explore=True):
+def optimistic_values(counts, rewards, squares, offers, scale, low, high, explore=True):
     """The learner's action values `(H, S, A)` for one agent facing `offers (H, S, A)`, written out
-    plainly: mean reward plus offer plus the bonus `(H - h) (high - low) (scale sqrt(log(1 + S A T) / n)
-    + 1 / n)` (no bonus at all when `scale` is 0) plus empirical next values, capped by what the payoff range and offers allow; an untried pair is
-    worth the cap (exploring) or `low` per remaining step plus its offer (greedy)."""
+    plainly: mean reward plus offer plus empirical next value plus the bonus
+    `scale (sqrt(2 L (var_r + var_V) / n) + (H - h) (high - low) L / n)`, `L = log(1 + S A T)`, capped
+    by what the payoff range and offers allow; an untried pair is worth the cap (exploring) or `low`
+    per remaining step plus its offer (greedy)."""
     horizon, n_s, n_a = offers.shape
     visits = counts.sum(axis=-1)
     tried = visits > 0
     seen = np.maximum(visits, 1)
     mean, transition = rewards / seen, counts / seen[..., None]
-    bonus = scale * (high - low) * np.sqrt(np.log1p(n_s * n_a * visits.sum()) / seen) + (scale > 0) * (high - low) / seen
+    reward_variance = np.maximum(squares / seen - mean**2, 0.0)
+    rate = np.log1p(n_s * n_a * visits.sum()) / seen
     ceiling = np.zeros(horizon + 1)
     for h in range(horizon - 1, -1, -1):
         ceiling[h] = high + offers[h].max() + ceiling[h + 1]
     q, value = np.empty(offers.shape), np.zeros(n_s)
     for h in range(horizon - 1, -1, -1):
+        ahead = transition @ value
+        variance = reward_variance + np.maximum(transition @ value**2 - ahead**2, 0.0)
+        bonus = scale * (np.sqrt(2 * variance * rate) + (horizon - h) * (high - low) * rate)
         cap = high + offers[h] + ceiling[h + 1]
-        estimate = np.minimum(mean + offers[h] + (horizon - h) * bonus + transition @ value, cap)
+        estimate = np.minimum(mean + offers[h] + ahead + bonus, cap)
         q[h] = np.where(tried, estimate, cap if explore else (horizon - h) * low + offers[h])
         value = q[h].max(axis=-1)
     return q
@@ -58,14 +65,14 @@ def test_plans_are_the_exact_best_responses_on_the_optimistic_and_plain_estimate
     rng = np.random.default_rng(seed)
     low, high = -1.0, 1.0
     learner = make_learner("contract_aware", 5, mdp.n_states, mdp.n_actions, mdp.horizon, rng, bonus=bonus)
-    counts, rewards = experience(learner, mdp, rng, steps)
+    counts, rewards, squares = experience(learner, mdp, rng, steps, noise=0.1)
     offers = rng.normal(0.0, 0.5, size=(principals, mdp.horizon, mdp.n_states, mdp.n_actions))
     groups = np.arange(5) % principals
     learner.begin_episode(offers, groups)
     played, greedy = learner.behaviour_policy().argmax(axis=-1), learner.greedy_policy()
     for i in range(5):
         for policy, scale, explore in ((played, bonus, True), (greedy, 0.0, False)):
-            q = optimistic_values(counts[i], rewards[i], offers[groups[i]], scale, low, high, explore)
+            q = optimistic_values(counts[i], rewards[i], squares[i], offers[groups[i]], scale, low, high, explore)
             chosen = np.take_along_axis(q, policy[i][..., None], axis=-1)[..., 0]
             assert np.all(chosen >= q.max(axis=-1) - 1e-4 * (1 + np.abs(q).max()))  # optimal up to float32
 
@@ -91,11 +98,11 @@ def test_left_alone_on_a_random_mdp_the_learner_reaches_its_own_optimum(seed, n_
     model = MarketModel(mdp=mdp, mechanism="none", rng=seed % 1000)
     model.run_episodes(1500)
     best, _ = mdp.agent_optimum()
-    uniform = mdp.policy_value(np.full((horizon, n_states, n_actions), 1.0 / n_actions), "agent")
     learned = mdp.policy_value(model.learner.greedy_policy()[0], "agent")
-    assert learned >= best - 0.02 * max(best - uniform, 1e-9) - 1e-9
-    summary = model.summary()
-    assert summary["agent_regret"] >= -1e-9 and summary["agent_regret_slope"] < 0.9
+    # within 2% of the range of episode values: a gap this small may hide behind a few unlucky draws
+    assert learned >= best - 0.02 * horizon * np.ptp(mdp.agent_reward) - 1e-9
+    regret = model.episodes_frame()["agent_regret"].to_numpy()
+    assert regret.min() >= -1e-9 and regret[-150:].mean() <= 0.02 * horizon * np.ptp(mdp.agent_reward) + 1e-9
 
 
 def test_agents_replan_when_their_epoch_ends_or_the_offers_they_face_change():

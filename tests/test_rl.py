@@ -14,7 +14,7 @@ from market_abm.environments.registry import SCENARIOS  # noqa: E402
 from market_abm.model import MarketModel  # noqa: E402
 from market_abm.rl import parallel_env  # noqa: E402
 
-FAST = dict(mechanism_params={"warmup": 3, "max_wait": 10})  # Phase 1 probes start within the test's episodes
+FAST = dict(mechanism_params={"warmup": 3})  # offers are posted within the test's episodes
 NETWORK = dict(n_agents=4, graph="ring")
 QUICK = dict(NETWORK, benchmark=False)  # no welfare benchmarks where a test does not need them
 

@@ -78,6 +78,10 @@ class PopulationEnv:
         """A public bound `(low, high)` on an agent's private payoff per step (default the contract's [-1, 1])."""
         return (-1.0, 1.0)
 
+    def external_range(self):
+        """A public bound `(low, high)` on the external reward of one agent's step (default [-1, 1])."""
+        return (-1.0, 1.0)
+
     def principal_view(self):
         """What the principal may know: sizes, groups, public bounds, and the local dynamics and external
         reward where the scenario says it knows them (never the private reward)."""
@@ -86,7 +90,7 @@ class PopulationEnv:
             n_agents=self.n_agents, n_states=self.n_states, n_actions=self.n_actions, horizon=self.horizon,
             groups=self.groups, n_groups=self.n_groups, action_names=self.action_names,
             state_names=self.state_names, subsidised_action=self.subsidised_action,
-            payoff_range=self.payoff_range(), discount=None,
+            payoff_range=self.payoff_range(), external_range=self.external_range(), discount=None,
             transition=None if mdp is None else mdp.transition,
             external_reward=None if mdp is None else mdp.external_reward,
             initial=None if mdp is None else mdp.initial, pigouvian=self.pigouvian_offers())
@@ -162,3 +166,7 @@ class TabularEnv(PopulationEnv):
     def payoff_range(self):
         """The range of the economy's private reward per step, declared public (a bound, not the rewards)."""
         return float(self.mdp.agent_reward.min()), float(self.mdp.agent_reward.max())
+
+    def external_range(self):
+        """The range of the economy's external reward per step, declared public."""
+        return float(self.mdp.external_reward.min()), float(self.mdp.external_reward.max())

@@ -47,6 +47,7 @@ class PrincipalView:
         subsidised_action: the action the scenario calls socially desirable (what a flat subsidy pays for).
         payoff_range: a public bound `(low, high)` on an agent's private payoff per step: a fact of the
             market (profits per step are at most so much), not the agents' rewards.
+        external_range: a public bound `(low, high)` on the external reward one agent's step causes.
         discount: the per-step discount of a continuing market, None for an episodic one.
         transition: the local dynamics `P[s, a, s']` where the scenario says the principal knows them.
         external_reward: the external reward `u[s, a]` where the principal knows it.
@@ -65,6 +66,7 @@ class PrincipalView:
     state_names: tuple
     subsidised_action: int = 0
     payoff_range: tuple = (-1.0, 1.0)
+    external_range: tuple = (-1.0, 1.0)
     discount: float | None = None
     transition: np.ndarray | None = None
     external_reward: np.ndarray | None = None
@@ -78,7 +80,8 @@ class PrincipalView:
         object.__setattr__(self, "public", MappingProxyType(dict(self.public)))
         object.__setattr__(self, "action_names", tuple(self.action_names))
         object.__setattr__(self, "state_names", tuple(self.state_names))
-        object.__setattr__(self, "payoff_range", tuple(float(x) for x in self.payoff_range))
+        for name in ("payoff_range", "external_range"):
+            object.__setattr__(self, name, tuple(float(x) for x in getattr(self, name)))
 
     @property
     def model_known(self):

@@ -78,11 +78,10 @@ class ContractAwareLearner(Learner):
     bound while data are scarce (see `core.planning`). It reads the offers before acting, so it
     reacts to a new offer at once.
 
-    Parameters: `bonus`, the scale of the Hoeffding term of the exploration bonus
-    `(H - h) * (high - low) * (bonus * sqrt(log(1 + S A T) / n) + 1 / n)` (1 is the Hoeffding bound
-    without its constants; the default 0.05 keeps its shape, and with the range term `1 / n` reaches
-    the agent's own optimum within 3,000 episodes on random MDPs of up to 8 states, see
-    `benchmarks/learner_soundness.py`; 0 turns exploration off);
+    Parameters: `bonus`, the scale of the empirical-Bernstein exploration bonus
+    `bonus * (sqrt(2 L (var_r + var_V) / n) + (H - h) (high - low) L / n)`, `L = log(1 + S A T)` (see
+    `core.planning`; the default reaches the agent's own optimum within 3,000 episodes on random MDPs
+    of up to 8 states, see `benchmarks/learner_soundness.py`; larger explores longer, 0 not at all);
     `payoff_range`, the bounds `(low, high)` of its per-step private payoff (the model passes the
     scenario's); `epoch_growth`, when it re-plans: at the start of an episode when the offers it faces
     have changed, or when one of its visit counts has grown by this share (and by one visit at least)
@@ -96,7 +95,7 @@ class ContractAwareLearner(Learner):
     contract_aware = True
     chunk = 65536  # agents gathered at once when only some re-plan: bounds the copies at large N
 
-    def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.05, payoff_range=(-1.0, 1.0),
+    def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.03, payoff_range=(-1.0, 1.0),
                  epoch_growth=0.0):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         self.bonus = check_number("bonus", bonus, low=0.0)
@@ -106,6 +105,7 @@ class ContractAwareLearner(Learner):
         self.transition_counts = resident_zeros((s, a, s, n), np.float32)  # whole counts, exact below 2**24
         self.visits = resident_zeros((s, a, n), np.float32)  # visits of each state-action pair
         self.reward_sum = resident_zeros((s, a, n))
+        self.reward_squares = resident_zeros((s, a, n))
         # the visits that end each agent's epoch; without growth, any visit does (then all agents are due
         # together, for they all step together)
         self.epoch_ends = resident_zeros((s, a, n), np.float32) if self.epoch_growth > 0 else None
@@ -137,30 +137,34 @@ class ContractAwareLearner(Learner):
         their current estimates and the posted `offers (G, H, S, A)`."""
         low, high = self.payoff_range
         ceiling, offers = value_ceiling(offers, high), offers.astype(np.float32)
-        knobs, shape = (self.bonus, low, high, UNTRIED, 1.0 + self.epoch_growth), unrolled(self.transition_counts)
+        knobs = (self.bonus, low, high, UNTRIED, 1.0 + self.epoch_growth)
+        shape = unrolled(self.transition_counts)
         rows = self.rows[agents]
         if len(rows) == self.n_agents:  # everyone, in place
-            plan_block(self.transition_counts, self.visits, self.reward_sum, offers, groups, ceiling, *knobs,
-                       self.policy, self.epoch_ends, *shape)
+            plan_block(self.transition_counts, self.visits, self.reward_sum, self.reward_squares, offers, groups,
+                       ceiling, *knobs, self.policy, self.epoch_ends, *shape)
         else:
             for start in range(0, len(rows), self.chunk):  # a subset is gathered, a chunk at a time
                 part = rows[start: start + self.chunk]
                 policy = self.policy[..., part]
                 ends = None if self.epoch_ends is None else self.epoch_ends[..., part]
-                plan_block(np.take(self.transition_counts, part, axis=-1), np.take(self.visits, part, axis=-1),
-                           np.take(self.reward_sum, part, axis=-1), offers, groups[part], ceiling, *knobs,
-                           policy, ends, *shape)
+                plan_block(*(np.take(table, part, axis=-1) for table in self.tables()), offers, groups[part],
+                           ceiling, *knobs, policy, ends, *shape)
                 self.policy[..., part] = policy
                 if ends is not None:
                     self.epoch_ends[..., part] = ends
         self.replans += len(rows)
 
+    def tables(self):
+        """The agent's statistics, agent last: transition counts `(S, A, S, N)`, and visits, reward sums
+        and sums of squared rewards `(S, A, N)`."""
+        return self.transition_counts, self.visits, self.reward_sum, self.reward_squares
+
     def act(self, h, states):
         return choose(self.policy[h], states)
 
     def update(self, h, states, actions, private_rewards, transfers, next_states):
-        count_step(self.transition_counts, self.visits, self.reward_sum, states, actions, private_rewards,
-                   next_states)
+        count_step(*self.tables(), states, actions, private_rewards, next_states)
         self.stepped = True
         self.steps_learned += 1
 
@@ -173,9 +177,8 @@ class ContractAwareLearner(Learner):
             offers = np.zeros((1, self.horizon, self.n_states, self.n_actions)) if self.offers is None else self.offers
             groups = np.zeros(self.n_agents, np.int64) if self.offers is None else self.groups
             policy = np.zeros_like(self.policy)
-            plan_block(self.transition_counts, self.visits, self.reward_sum, offers.astype(np.float32), groups,
-                       value_ceiling(offers, high), 0.0, low, high, low, 1.0, policy, None,
-                       *unrolled(self.transition_counts))
+            plan_block(*self.tables(), offers.astype(np.float32), groups, value_ceiling(offers, high), 0.0, low,
+                       high, low, 1.0, policy, None, *unrolled(self.transition_counts))
             self._greedy = key, np.moveaxis(policy, -1, 0).astype(np.int64)
         return self._greedy[1]
 
@@ -193,11 +196,13 @@ def choose(policy, states):
 
 
 @compiled
-def count_step(transition_counts, visits, reward_sum, states, actions, rewards, next_states):
-    """Add one step of every agent `i` to its counts `(S, A, S, N)`, visits and reward sums `(S, A, N)`.
-    One pass per array: the compiler can then keep each loop free of the others' memory traffic."""
+def count_step(transition_counts, visits, reward_sum, reward_squares, states, actions, rewards, next_states):
+    """Add one step of every agent `i` to its counts `(S, A, S, N)`, visits, reward sums and sums of
+    squared rewards `(S, A, N)`. One pass per array: the compiler can then keep each loop free of the
+    others' memory traffic."""
     n_s, n_a, _, n = transition_counts.shape
     counts, seen, total = transition_counts.reshape(-1), visits.reshape(-1), reward_sum.reshape(-1)
+    squares = reward_squares.reshape(-1)
     rows = np.empty(n, np.int64)  # (s, a) row of each agent, times N
     for i in range(n):
         rows[i] = (states[i] * n_a + actions[i]) * n
@@ -205,6 +210,8 @@ def count_step(transition_counts, visits, reward_sum, states, actions, rewards, 
         seen[rows[i] + i] += 1.0
     for i in range(n):
         total[rows[i] + i] += rewards[i]
+    for i in range(n):
+        squares[rows[i] + i] += rewards[i] * rewards[i]
     for i in range(n):
         counts[rows[i] * n_s + next_states[i] * n + i] += 1.0
 

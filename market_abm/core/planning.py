@@ -3,12 +3,14 @@
 Each agent plans on its own estimates, the offers it faces, and an exploration bonus that makes
 every value an upper bound while its data are scarce:
 
-- a tried pair `(s, a)` is worth its mean reward, plus the offer, plus the bonus
-  `(H - h) * (high - low) * (scale * sqrt(log(1 + S A T) / n) + 1 / n)` at step `h` (`n` visits of
-  the pair, `T` steps the agent has taken, `[low, high]` the range of its per-step payoff: the
-  Hoeffding term of UCB-VI, scaled, and the range term of a Bernstein bound, which keeps a pair
-  seen only a few times near its upper bound), plus the expected value of the next state under its
-  empirical transitions;
+- a tried pair `(s, a)` is worth its mean reward, plus the offer, plus the expected value of the next
+  state under its empirical transitions, plus the bonus
+  `scale * (sqrt(2 L (var_r + var_V) / n) + (H - h) (high - low) L / n)` at step `h`, with
+  `L = log(1 + S A T)`: the empirical-Bernstein bonus of UCB-VI (`n` visits of the pair, `T` steps the
+  agent has taken, `var_r` the variance of the rewards it saw there, `var_V` the variance of the next
+  step's value under its empirical transitions, `[low, high]` the range of its per-step payoff), small
+  where outcomes hardly vary, while its second term keeps a pair seen only a few times near its
+  upper bound;
 - no value exceeds what the payoff range and the offers allow: `high + offer` now plus, at every
   later step, `high` and the largest offer posted then; an untried pair is worth exactly that bound.
 
@@ -26,7 +28,7 @@ import numpy as np
 from market_abm.core.compiled import compiled
 
 WIDTH = 256  # agents planned together: their estimates stay in cache across the horizon
-UNTRIED = np.float32(1e9)  # the bonus of an untried pair while exploring: its value is the upper bound
+UNTRIED = np.float32(1e9)  # the bonus rate of an untried pair while exploring: its value is the upper bound
 
 
 def value_ceiling(offers, high):
@@ -45,27 +47,28 @@ def unrolled(counts):
 
 
 @compiled
-def plan_block(counts, visits, reward_sum, offers, groups, ceiling, scale, low, high, untried, growth, policy,
-               epoch_ends, levels, choices):
-    """Plan every agent `i` of `counts (S, A, S, N)`, `visits`, `reward_sum (S, A, N)` facing
-    `offers[groups[i]] (G, H, S, A)`, whose values are capped by `ceiling[groups[i]] (G, H + 1)` (see
-    `value_ceiling`), with the bonus `scale` and an untried pair worth `untried` per remaining step beyond
-    its offer (`UNTRIED`: the ceiling); writes `policy (H, S, N)` (lowest action on ties) and, unless
-    `epoch_ends` is None
-    (every visit ends an epoch), the visits `epoch_ends (S, A, N)` that end its new epoch (`growth`
-    times the visits, one more at least). `levels` and `choices` are the tuples `unrolled(counts)`:
-    their lengths are constants when this is compiled, so each agent's sums over actions and next
-    states run unrolled, in registers."""
+def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceiling, scale, low, high, untried, growth,
+               policy, epoch_ends, levels, choices):
+    """Plan every agent `i` of `counts (S, A, S, N)`, `visits`, `reward_sum` and `reward_squares`
+    `(S, A, N)` facing `offers[groups[i]] (G, H, S, A)`, whose values are capped by
+    `ceiling[groups[i]] (G, H + 1)` (see `value_ceiling`), with the bonus `scale` and an untried pair
+    worth `untried` per remaining step beyond its offer (`UNTRIED`: the ceiling); writes `policy (H, S, N)`
+    (lowest action on ties) and, unless `epoch_ends` is None (every visit ends an epoch), the visits
+    `epoch_ends (S, A, N)` that end its new epoch (`growth` times the visits, one more at least).
+    `levels` and `choices` are the tuples `unrolled(counts)`: their lengths are constants when this is
+    compiled, so each agent's sums over actions and next states run unrolled, in registers."""
     n_s, n_a, n = counts.shape[0], counts.shape[1], counts.shape[3]
     horizon = policy.shape[0]
-    one, growth, high, untried = np.float32(1.0), np.float32(growth), np.float32(high), np.float32(untried)
-    span = np.float32(scale * (high - low))
-    second = np.float32(high - low) if scale > 0 else np.float32(0.0)  # the range term, 0 for the greedy plan
+    zero, one, two = np.float32(0.0), np.float32(1.0), np.float32(2.0)
+    growth, high, untried, scale = np.float32(growth), np.float32(high), np.float32(untried), np.float32(scale)
+    span = np.float32(high - low)
     pairs = np.float32(n_s * n_a)
     shared = offers.shape[0] == 1
     prob = np.empty((n_s, n_a, n_s, WIDTH), np.float32)
     reward = np.empty((n_s, n_a, WIDTH), np.float32)
-    spread = np.empty((n_s, n_a, WIDTH), np.float32)  # the bonus per remaining step
+    spread = np.empty((n_s, n_a, WIDTH), np.float32)  # variance of the reward
+    rate = np.empty((n_s, n_a, WIDTH), np.float32)  # L / n (0 for an untried pair)
+    fresh = np.empty((n_s, n_a, WIDTH), np.float32)  # what an untried pair is worth per remaining step
     offered = np.empty((n_a, WIDTH), np.float32)
     cap = np.empty(WIDTH, np.float32)
     value, new_value = np.empty((n_s, WIDTH), np.float32), np.empty((n_s, WIDTH), np.float32)
@@ -73,7 +76,7 @@ def plan_block(counts, visits, reward_sum, offers, groups, ceiling, scale, low, 
     for lo in range(0, n, WIDTH):
         b = min(WIDTH, n - lo)
         rows = slice(lo, lo + b)
-        # estimates: mean reward, transition probabilities, and the bonus per remaining step
+        # estimates: mean and variance of the reward, transition probabilities, L / n
         for j in range(b):
             confidence[j] = 0.0
         for s in range(n_s):
@@ -85,14 +88,16 @@ def plan_block(counts, visits, reward_sum, offers, groups, ceiling, scale, low, 
             confidence[j] = np.log(one + pairs * confidence[j])
         for s in range(n_s):
             for a in range(n_a):
-                seen, rewards = visits[s, a, rows], reward_sum[s, a, rows]
+                seen, rewards, squares = visits[s, a, rows], reward_sum[s, a, rows], reward_squares[s, a, rows]
                 for j in range(b):
                     v = seen[j]
                     tried = min(v, one)
                     inverse[j] = tried / max(v, one)
-                    reward[s, a, j] = np.float32(rewards[j]) * inverse[j]
-                    spread[s, a, j] = tried * (span * np.sqrt(confidence[j] * inverse[j]) + second * inverse[j]) \
-                        + (one - tried) * untried
+                    mean = np.float32(rewards[j]) * inverse[j]
+                    reward[s, a, j] = mean
+                    spread[s, a, j] = max(np.float32(squares[j]) * inverse[j] - mean * mean, zero)
+                    rate[s, a, j] = tried * confidence[j] * inverse[j]
+                    fresh[s, a, j] = (one - tried) * untried
                 if epoch_ends is not None:
                     ends = epoch_ends[s, a, rows]
                     for j in range(b):
@@ -122,10 +127,14 @@ def plan_block(counts, visits, reward_sum, offers, groups, ceiling, scale, low, 
                 for j in range(b):
                     top, choice = np.float32(0.0), np.int8(0)
                     for a in range(len(choices)):
-                        expected = reward[s, a, j] + offered[a, j] + steps * spread[s, a, j]
+                        ahead, second = zero, zero
                         for t in range(len(levels)):
-                            expected += prob[s, a, t, j] * value[t, j]
-                        expected = min(expected, cap[j] + offered[a, j])
+                            ahead += prob[s, a, t, j] * value[t, j]
+                            second += prob[s, a, t, j] * value[t, j] * value[t, j]
+                        variance = spread[s, a, j] + max(second - ahead * ahead, zero)
+                        lin = rate[s, a, j]
+                        bonus = scale * (np.sqrt(two * variance * lin) + steps * span * lin) + steps * fresh[s, a, j]
+                        expected = min(reward[s, a, j] + offered[a, j] + bonus + ahead, cap[j] + offered[a, j])
                         if a == 0 or expected > top:
                             top, choice = expected, np.int8(a)
                     new_value[s, j] = top

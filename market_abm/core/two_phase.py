@@ -1,29 +1,30 @@
-"""The two-phase incentive mechanism: estimate the implementable transfers, then steer.
+"""The two-phase incentive mechanism: estimate the implementable transfers, then steer with them.
 
-It fulfils the institution contract of `core.institution` and is built from a `PrincipalView`.
+The principal does not know the agents' private reward. It learns, from the agents' choices under its
+offers, what each cell of its transfer scheme must pay for the agents to take the cell's action, and
+plans on the welfare it can estimate: its own external reward (known, or estimated from the record
+with optimism while data are scarce) less those compensating transfers. A single-step scheme (`fine`)
+prices its cells one by one (`core.cell_search`); a pooled scheme learns each decision point's
+threshold and chooses its amounts from them (`core.pooled_search`).
+
+Phase 1 (estimating) lasts, for each group of agents, until the cells its plan posts carry a share
+`settled_share` of the visits to its targets and are settled; Phase 2 (steering) follows, while the
+mechanism keeps measuring acceptance and re-testing, so that it can always correct an estimate.
+
 Transfers are in units of per-step payoff, paid to the agent (negative = tax).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from functools import cached_property
 
 import numpy as np
 
+from market_abm.core.cell_search import CellSearch
 from market_abm.core.compiled import compiled, lane_sums
 from market_abm.core.institution import CellEstimates, Mechanism
-from market_abm.core.mdp import backward_induction, policy_evaluation
+from market_abm.core.pooled_search import PooledSearch
 from market_abm.core.validation import check_int, check_number
-
-IDLE, SEARCHING, CONFIRMING, RESOLVED, UNCOVERED = range(5)
-MAX_CANDIDATES = 50_000
-
-
-def count(index, shape, weights=None):
-    """Counts (or sums of `weights`) of flat `index` values, as an array of `shape`."""
-    return np.bincount(index, weights, minlength=math.prod(shape)).reshape(shape)
 
 
 @compiled
@@ -41,28 +42,30 @@ def count_transitions(counts, external_sum, groups, states, actions, next_states
 
 
 class TwoPhaseMechanism(Mechanism):
-    """Phase 1 estimates implementable transfers by a batched binary search per cell of the scheme;
-    Phase 2 plans on the principal's payoff `u - tau_hat` and posts `tau_hat + eps` on its targets.
+    """Estimates each cell's compensating transfer from the agents' choices under its offers, and
+    steers with the estimates (see the module docstring and the two searches).
 
-    Parameters (payoff units unless stated): `tau_max` search ceiling; `tol` bracket width at which a
-    search stops; `margin` added to the accepted amount; `eps` premium over the estimate;
-    `min_visits` counted visits per decision; `accept_share` share of visits taking the target that
-    counts as acceptance; `warmup` episodes of laissez-faire before the zero test; `react_episodes`
-    episodes ignored after each new offer; `max_wait` episodes without a decision before a cell is
-    declared uncovered; `replan_every` episodes; `optimism` bonus scale while data are scarce;
-    `known_model` plans on the environment's exact local model instead of estimates.
+    Parameters (payoff units unless stated): `tau_max` the first ceiling of every bracket; `tol` the
+    bracket width at which a cell settles; `margin` added to the settled amount; `eps` the premium
+    posted over an estimate; `min_visits` visits to a decision point per decision; `accept_share` the
+    share of them taking the offered action that counts as acceptance; `warmup` episodes of
+    laissez-faire before the first plan; `react_episodes` episodes ignored after an offer changes;
+    `retest_after` accepted decisions before a steered cell's first downward re-test; `forget_after`
+    episodes an answer about a cell that is not posted is trusted at first; `settled_share` the share of
+    target visits on settled cells that ends Phase 1; `optimism` the principal's bonus on its
+    estimated external reward, as a share of the public range of external rewards, while data are scarce
+    (a pair never seen counts at the top of that range); `known_model`
+    plans on the dynamics and external reward the view gives instead of estimates.
 
-    A pooled scheme's offers interact (a subsidy in one state changes what the agent does in
-    others), so its plan is verified by outcome: the `verify_top` best predicted target sets, and no
-    offer at all, are each posted for `verify_episodes` episodes and the best realised principal
-    payoff is kept.
+    Attributes: `search`, the scheme's search (its brackets and offers); `phase1_episodes`, the episode
+    the last group entered Phase 2; `group_phase1 (G,)`, the episode each group did (-1: not yet).
     """
 
     name = "two_phase"
 
     def __init__(self, view, scheme, tau_max=2.0, tol=0.02, margin=0.02, eps=0.01, min_visits=4,
-                 accept_share=0.6, warmup=50, react_episodes=0, max_wait=60, replan_every=10,
-                 optimism=0.2, known_model=False, verify_top=4, verify_episodes=40):
+                 accept_share=0.6, warmup=50, react_episodes=0, retest_after=4, forget_after=200,
+                 settled_share=0.95, optimism=0.2, known_model=False):
         super().__init__(view)
         self.scheme = scheme
         self.tau_max = check_number("tau_max", tau_max, low=0.0, low_open=True)
@@ -73,45 +76,51 @@ class TwoPhaseMechanism(Mechanism):
         self.accept_share = check_number("accept_share", accept_share, low=0.5, high=1.0)
         self.warmup = check_int("warmup", warmup, low=0)
         self.react_episodes = check_int("react_episodes", react_episodes, low=0)
-        self.max_wait = check_int("max_wait", max_wait, low=1)
-        self.replan_every = check_int("replan_every", replan_every, low=1)
+        self.retest_after = check_int("retest_after", retest_after, low=1)
+        self.forget_after = check_int("forget_after", forget_after, low=1)
+        self.settled_share = check_number("settled_share", settled_share, low=0.0, high=1.0)
         self.optimism = check_number("optimism", optimism, low=0.0)
         self.known_model = bool(known_model)
-        self.verify_top = check_int("verify_top", verify_top, low=1)
-        self.verify_episodes = check_int("verify_episodes", verify_episodes, low=1)
+        if not scheme.single_step and self.warmup < 1:
+            raise ValueError("warmup: a pooled scheme posts on every decision point, so it must watch the agents' "
+                             "own choices for at least one episode first")
         if self.known_model and not view.model_known:
             raise ValueError("known_model: this scenario does not give its principal the local dynamics and "
                              "external reward")
-        if not scheme.single_step and (self.n_actions + 1) ** scheme.n_groups > MAX_CANDIDATES:
-            raise ValueError(f"scheme: {scheme.name!r} pools too many groups ({scheme.n_groups}) to plan over")
         g, c = self.n_groups, scheme.n_cells
-        self.status = np.full((g, c), SEARCHING)
-        self.lo, self.hi = np.zeros((g, c)), np.full((g, c), self.tau_max)
-        self.probe, self.tau_hat = np.zeros((g, c)), np.full((g, c), np.nan)
-        self.seen, self.taken, self.waited = np.zeros((g, c)), np.zeros((g, c)), np.zeros((g, c), dtype=int)
-        self.rounds = [r for r in scheme.search_rounds()]
-        self.round = -1  # -1: the zero test (laissez-faire) on every cell
-        self.phase = 1
-        self.phase1_episodes, self.phase1_estimates = None, None
-        self.target_cells = np.zeros((g, c), dtype=bool)
+        self.react = np.full(g, self.react_episodes)
         self.transition_counts = np.zeros((g, self.n_states, self.n_actions, self.n_states))
         self.external_sum = np.zeros((g, self.n_states, self.n_actions))
-        self.action_counts = np.zeros((g, self.horizon, self.n_states, self.n_actions))
+        self.default_counts = np.zeros((g, self.horizon, self.n_states, self.n_actions))
+        self.decision_visits = np.zeros((g, self.horizon, self.n_states))  # visits per (h, s), pooled
         self.first_states = np.zeros((g, self.n_states))
         self.episode_counts = np.zeros((self.horizon, g, self.n_states, self.n_actions, self.n_states))
         self.episode_external = np.zeros((self.horizon, g, self.n_states, self.n_actions))
-        self.waited[:] = -self.warmup
-        self.group_sizes = np.bincount(view.groups, minlength=g)
         self.episode_paid = np.zeros(g)
-        self.trial, self.shortlist = None, None
+        self.group_sizes = np.bincount(view.groups, minlength=g)
+        self.left_alone = np.ones((g, self.horizon, self.n_states, 1), dtype=bool)
+        self.phase = 1
+        self.phase1_episodes = None
+        self.group_phase1 = np.full(g, -1)
+        self.phase1_estimates = np.full((g, c), np.nan)
+        search = CellSearch if scheme.single_step else PooledSearch
+        self.search = search(self, np.broadcast_to(self.cell_bound(), (g, c)).astype(float))
+
+    def cell_bound(self):
+        """The highest offer each cell `(n_cells,)` is ever tested at: no rational agent gives up more than
+        the payoff span times the steps left from the cell's earliest decision point, and an offer just
+        above that (by `tol`) is strictly preferred by any of them."""
+        scheme = self.scheme
+        first = np.array([np.nonzero((scheme.group_of == k).any(axis=1))[0].min() for k in range(scheme.n_groups)])
+        steps = self.horizon - first[scheme.cell_group(np.arange(scheme.n_cells))]
+        return steps * self.view.payoff_span + self.tol
 
     # --- posting ------------------------------------------------------------------------
     def post_offers(self):
-        amounts = np.where(self.probing(), self.probe, 0.0)
-        if self.phase == 2:
-            steer = self.target_cells & (self.status == RESOLVED) & np.isfinite(self.tau_hat)
-            amounts = np.where(steer, self.tau_hat + self.eps, amounts)
+        amounts, balancing = self.search.amounts(balance=self.episode >= self.warmup)
         self.offers = self.scheme.expand(amounts)
+        # decision points where only the balancing surplus is posted on the agents' own choice still show it
+        self.left_alone = ~(self.scheme.expand(np.where(balancing, 0.0, amounts)) != 0).any(axis=-1, keepdims=True)
         return self.offers
 
     # --- observing ----------------------------------------------------------------------
@@ -124,195 +133,23 @@ class TwoPhaseMechanism(Mechanism):
 
     def tally(self):
         """Pool the episode's counts into the principal's data (transitions, external reward, first
-        states, laissez-faire choices), its payoff, and the offers' acceptance counts."""
-        n_a = self.n_actions
+        states, the agents' choices where nothing was offered) and its payoff; returns the episode's
+        visits `(G, H, S, A)`."""
         counts, external = self.episode_counts, self.episode_external
         self.transition_counts += counts.sum(axis=0)
         self.external_sum += external.sum(axis=0)
         visits = np.moveaxis(counts.sum(axis=-1), 0, 1)  # (G, H, S, A)
         self.first_states += visits[:, 0].sum(axis=-1)
-        if self.round < 0 and self.episode >= self.warmup:
-            self.action_counts += visits
+        self.decision_visits += visits.sum(axis=-1)
+        self.default_counts = 0.99 * self.default_counts + self.left_alone * visits  # recent choices weigh more
         self.episode_payoff = (external.sum(axis=(0, 2, 3)) - self.episode_paid) / self.group_sizes
         self.episode_counts[:] = self.episode_external[:] = self.episode_paid[:] = 0.0
-        counting = self.counting()
-        if counting.any():
-            taken = count(self.decision_cells, self.taken.shape, visits.ravel())
-            self.taken += counting * taken
-            self.seen += counting * np.repeat(taken.reshape(self.n_groups, -1, n_a).sum(axis=-1), n_a, axis=1)
+        return visits
 
-    def probing(self):
-        """Cells whose offer is currently under test."""
-        return (self.status == SEARCHING) | (self.status == CONFIRMING)
-
-    def counting(self):
-        """Cells whose current offer is being measured: under test (past the reaction delay), or, in
-        Phase 2, steered at their estimate (a refusal there reopens the search above it)."""
-        steered = self.target_cells & (self.status == RESOLVED) & np.isfinite(self.tau_hat)
-        return (self.probing() & (self.waited >= self.react_episodes)) | steered
-
-    # --- learning -----------------------------------------------------------------------
-    def end_episode(self):
-        super().end_episode()
-        self.tally()
-        self.waited += self.probing()
-        costs = self.cell_costs()
-        self.decide()
-        if self.phase == 1 and not self.probing().any():
-            self.advance_round()
-        elif self.phase == 2 and self.trial is not None:
-            self.verify()
-        elif self.phase == 2 and (np.any(costs != self.cell_costs()) or self.periodic_replan()):
-            self.plan()
-
-    def periodic_replan(self):
-        """Fine plans are cheap and follow the data every `replan_every` episodes; a pooled plan, once
-        verified, is kept until some cost changes."""
-        return self.scheme.single_step and self.episode % self.replan_every == 0
-
-    def decide(self):
-        """Update every cell whose current offer has enough counted visits."""
-        ready = self.counting() & (self.seen >= self.min_visits)
-        if not ready.any():
-            self.give_up()
-            return
-        accepted = self.taken >= self.accept_share * np.maximum(self.seen, 1)
-        zero = ready & self.probing() & (self.probe == 0.0)
-        confirm = ready & (self.status == CONFIRMING)
-        search = ready & ~zero & (self.status == SEARCHING)
-        refused = ready & ~accepted & (self.status == RESOLVED)
-        # the zero test: accepted at no transfer resolves at 0, refused waits for its round
-        self.resolve(zero & accepted, 0.0)
-        self.status[zero & ~accepted] = IDLE
-        # a bisection step
-        self.hi = np.where(search & accepted, self.probe, self.hi)
-        self.lo = np.where(search & ~accepted, self.probe, self.lo)
-        # a confirmation: accepted is trusted (plus a margin), refused reopens the bracket above
-        self.resolve(confirm & accepted, self.hi + self.margin)
-        self.hi = np.where(refused, self.tau_hat + self.eps, self.hi)
-        reopen = (confirm & ~accepted) | refused
-        self.lo = np.where(reopen, self.hi, self.lo)
-        self.hi = np.where(reopen, np.minimum(self.hi + 4 * self.tol, self.tau_max), self.hi)
-        exhausted = reopen & (self.lo >= self.tau_max)
-        self.resolve(exhausted, np.inf)
-        narrow = (search | reopen) & ~exhausted
-        done = narrow & (self.hi - self.lo <= self.tol)
-        self.status[done] = CONFIRMING
-        self.status[narrow & ~done] = SEARCHING
-        self.probe = np.where(narrow, np.where(done, self.hi, self.next_probe()), self.probe)
-        self.seen[ready] = self.taken[ready] = self.waited[ready] = 0
-        self.give_up()
-
-    def give_up(self):
-        """Declare uncovered the cells that waited too long for a decision."""
-        lost = self.counting() & (self.waited >= self.max_wait + self.react_episodes)
-        self.status[lost] = UNCOVERED
-
-    def resolve(self, mask, amount):
-        self.tau_hat = np.where(mask, amount, self.tau_hat)
-        self.status[mask] = RESOLVED
-
-    def advance_round(self):
-        """Open the next round of cells to search, or start Phase 2."""
-        while self.round + 1 < len(self.rounds):
-            self.round += 1
-            cells = self.rounds[self.round]
-            idle = np.zeros_like(self.status, dtype=bool)
-            idle[:, cells] = self.status[:, cells] == IDLE
-            if idle.any():
-                self.open_search(idle)
-                return
-        self.phase, self.phase1_episodes = 2, self.episode
-        self.phase1_estimates = np.where(self.status == RESOLVED, self.tau_hat, np.nan)
-        self.plan()
-
-    def next_probe(self):
-        """Bisection in Phase 1; in Phase 2, where an offer above the agent's cost is a windfall that
-        distorts its other choices, the probe also grows at most geometrically from below."""
-        mid = 0.5 * (self.lo + self.hi)
-        return mid if self.phase == 1 else np.minimum(mid, 2 * self.lo + self.tol)
-
-    def open_search(self, cells):
-        self.status[cells] = SEARCHING
-        self.probe = np.where(cells, self.next_probe(), self.probe)
-        self.seen[cells] = self.taken[cells] = self.waited[cells] = 0
-
-    # --- Phase 2: planning ---------------------------------------------------------------------
-    def principal_model(self):
-        """Transitions `(G, S, A, S)` and external reward plus optimism `(G, S, A)` the principal plans on."""
-        if self.known_model:
-            view = self.view
-            return (np.broadcast_to(view.transition, (self.n_groups,) + view.transition.shape),
-                    np.broadcast_to(view.external_reward, (self.n_groups,) + view.external_reward.shape))
-        visits = self.transition_counts.sum(axis=-1)
-        seen = np.maximum(visits, 1.0)
-        transition = np.where(visits[..., None] > 0, self.transition_counts / seen[..., None], 1.0 / self.n_states)
-        reward = self.external_sum / seen + self.optimism / np.sqrt(visits + 1.0)
-        return transition, reward
-
-    def cell_costs(self):
-        """What the principal expects to pay per use of each cell: the estimate, or the bracket's lower end while unsettled."""
-        cost = np.where(self.status == RESOLVED, self.tau_hat, self.lo)
-        return cost + self.eps
-
-    def plan(self):
-        """Choose target cells maximising the principal's payoff; unsettled targets are searched in place."""
-        transition, reward = self.principal_model()
-        cost = self.scheme.expand(self.cell_costs())
-        if self.scheme.single_step:
-            unaffordable = 1e3 * self.horizon  # keeps values finite where no action is implementable
-            q, _ = backward_induction(transition, reward[:, None] - np.minimum(cost, unaffordable), self.horizon)
-            cells = np.take_along_axis(self.scheme.cell_of[None], q.argmax(axis=-1)[..., None], axis=-1)
-            self.target_cells = np.zeros_like(self.target_cells)
-            np.put_along_axis(self.target_cells, cells.reshape(self.n_groups, -1), True, axis=1)
-        else:
-            self.target_cells = self.plan_pooled(transition, reward, cost)
-        self.settle_targets()
-
-    def settle_targets(self):
-        """Pause searches the plan no longer needs; search unsettled targets in place."""
-        self.status[self.probing() & ~self.target_cells] = UNCOVERED
-        self.open_search(self.target_cells & (self.status == UNCOVERED))
-
-    def default_policy(self):
-        """What each group's agents chose most often at each `(h, s)` while no offer was posted (after
-        the warm-up); at decision points never seen, their most common choice at that step."""
-        counts = self.action_counts + 1e-9 * self.action_counts.sum(axis=2, keepdims=True)
-        return counts.argmax(axis=-1)
-
-    def plan_pooled(self, transition, reward, cost):
-        """Enumerate one action (or none) per pooled group; return the target cells `(G, n_cells)` whose
-        predicted policy pays the principal best."""
-        assigned, takes = self.candidates  # (C, H, S), (C, H, S, A)
-        default = self.default_policy()  # (G, H, S)
-        policy = np.where(assigned[None] >= 0, assigned[None], default[:, None])  # (G, C, H, S)
-        paid = np.where(takes[None], cost[:, None], 0.0)  # (G, C, H, S, A)
-        affordable = np.isfinite(paid).all(axis=(2, 3, 4))
-        paid = np.where(np.isfinite(paid), paid, 0.0)
-        values = policy_evaluation(transition[:, None], reward[:, None, None] - paid, policy, self.horizon)
-        start = np.einsum("gcs,gs->gc", values[:, :, 0], self.initial_distribution())
-        ranked = np.argsort(-np.where(affordable, start, -np.inf), axis=1, kind="stable")
-        top = ranked[:, : self.verify_top]
-        extra = ranked[:, min(self.verify_top, ranked.shape[1] - 1)]
-        laissez_faire = np.where((top == 0).any(axis=1), extra, 0)  # candidate 0 posts nothing
-        self.shortlist = np.unique(np.column_stack([top, laissez_faire]), axis=1) if self.n_groups == 1 \
-            else np.column_stack([top, laissez_faire])
-        self.trial, self.trial_payoff = 0, np.zeros(self.shortlist.shape)
-        return self.candidate_cells[self.shortlist[:, 0]]
-
-    def verify(self):
-        """Score the target set on trial by the principal's realised payoff; move on, or keep the best."""
-        k = self.trial // self.verify_episodes
-        self.trial_payoff[:, k] += self.episode_payoff
-        self.trial += 1
-        if self.trial % self.verify_episodes:
-            return
-        if self.trial < self.shortlist.shape[1] * self.verify_episodes:
-            self.target_cells = self.candidate_cells[self.shortlist[:, k + 1]]
-            return
-        best = self.shortlist[np.arange(self.n_groups), self.trial_payoff.argmax(axis=1)]
-        self.target_cells, self.trial = self.candidate_cells[best], None
-        self.settle_targets()
+    def cell_sum(self, per_point):
+        """Sum a `(G, H, S, A)` array over each cell's decision points, `(G, n_cells)`."""
+        return np.bincount(self.decision_cells, per_point.ravel(), minlength=self.n_groups * self.scheme.n_cells
+                           ).reshape(self.n_groups, -1)
 
     @cached_property
     def decision_cells(self):
@@ -320,51 +157,89 @@ class TwoPhaseMechanism(Mechanism):
         decision = np.arange(self.n_groups)[:, None, None] * self.scheme.n_groups + self.scheme.group_of
         return (decision[..., None] * self.n_actions + np.arange(self.n_actions)).ravel()
 
-    @cached_property
-    def candidates(self):
-        """Every assignment of an action (or none, -1) to each pooled group, as `(C, H, S)` and its
-        action indicator `(C, H, S, A)`."""
-        assigned = self.candidate_choices[:, self.scheme.group_of]
-        return assigned, np.arange(self.n_actions) == assigned[..., None]
+    # --- learning -----------------------------------------------------------------------
+    def end_episode(self):
+        super().end_episode()
+        visits = self.tally()
+        self.search.observe(visits)
+        if self.episode < self.warmup:
+            return
+        self.search.decide(self.group_phase1 < 0)
+        self.search.forget()
+        self.search.plan(*self.principal_model(), self.default_policy())
+        self.update_phase()
 
-    @cached_property
-    def candidate_choices(self):
-        return np.array(list(itertools.product(range(-1, self.n_actions), repeat=self.scheme.n_groups)))
+    def update_phase(self):
+        """A group enters Phase 2 once the settled cells carry `settled_share` of the visits to its plan's
+        targets; the mechanism is in Phase 2 once every group is."""
+        if self.phase == 2:
+            return
+        weight = self.cell_sum(np.broadcast_to(self.decision_visits[..., None], self.default_counts.shape))
+        weight = weight * self.search.targets
+        done = (weight * self.search.settled()).sum(axis=1) >= self.settled_share * weight.sum(axis=1)
+        entering = done & (self.group_phase1 < 0)
+        self.group_phase1[entering] = self.episode
+        self.phase1_estimates[entering] = self.current_estimates()[entering]
+        if (self.group_phase1 >= 0).all():
+            self.phase, self.phase1_episodes = 2, int(self.group_phase1.max())
 
-    @cached_property
-    def candidate_cells(self):
-        """The target cells `(C, n_cells)` of each candidate assignment."""
-        choices = self.candidate_choices
-        cells = np.zeros((len(choices), self.scheme.n_cells), dtype=bool)
-        rows, groups = np.nonzero(choices >= 0)
-        cells[rows, groups * self.n_actions + choices[rows, groups]] = True
-        return cells
+    def current_estimates(self):
+        """Each cell's estimated compensating transfer now `(G, n_cells)` (NaN: none; inf: at the ceiling)."""
+        search = self.search
+        if isinstance(search, CellSearch):
+            return search.estimates()
+        return search.cell_estimates()
+
+    # --- the principal's model -----------------------------------------------------------------
+    def principal_model(self):
+        """What the principal plans on: transitions `(G, S, A, S)`, external reward plus optimism
+        `(G, S, A)`, and the weight `(G, S, A)` it puts, while data on a pair are scarce, on that pair
+        leading to the best next state (1 for a pair never seen: optimism over unknown dynamics)."""
+        if self.known_model:
+            view = self.view
+            shape = (self.n_groups,) + view.external_reward.shape
+            return (np.broadcast_to(view.transition, (self.n_groups,) + view.transition.shape),
+                    np.broadcast_to(view.external_reward, shape), np.zeros(shape))
+        visits = self.transition_counts.sum(axis=-1)
+        seen = np.maximum(visits, 1.0)
+        transition = np.where(visits[..., None] > 0, self.transition_counts / seen[..., None], 1.0 / self.n_states)
+        low, high = self.view.external_range
+        mean = np.where(visits > 0, self.external_sum / seen, high)  # a pair never seen: the best it could be
+        reward = np.minimum(mean + self.optimism * (high - low) / np.sqrt(visits + 1.0), high)
+        return transition, reward, (visits == 0).astype(float)
+
+    def default_policy(self):
+        """Action probabilities `(G, H, S, A)` of the agents where nothing is offered (recent choices;
+        uniform where never seen)."""
+        counts = self.default_counts + 1e-9
+        return counts / counts.sum(axis=-1, keepdims=True)
 
     def initial_distribution(self):
         """Empirical distribution of first states per group `(G, S)`."""
         return self.first_states / np.maximum(self.first_states.sum(axis=-1, keepdims=True), 1.0)
 
+    # --- the contract's declarations -------------------------------------------------------------
     def targets(self):
-        """The target action at each `(group, h, s)` while steering (Phase 2), -1 elsewhere."""
-        steered = self.target_cells[:, self.scheme.cell_of]  # (G, H, S, A)
-        if self.phase != 2:
-            return np.full(steered.shape[:-1], -1)
+        """The action steered towards at each `(group, h, s)`: the plan's target, -1 where none."""
+        steered = self.search.targets[:, self.scheme.cell_of]  # (G, H, S, A)
         return np.where(steered.any(axis=-1), steered.argmax(axis=-1), -1)
 
     def estimates(self):
-        searched = np.isfinite(self.phase1_estimates) if self.phase1_estimates is not None else \
-            np.zeros_like(self.status, dtype=bool)
-        phase1 = self.phase1_estimates if self.phase1_estimates is not None else np.full(self.status.shape, np.nan)
-        current = np.where(self.status == RESOLVED, self.tau_hat, np.nan)
-        steered = self.target_cells & (self.status == RESOLVED) & np.isfinite(self.tau_hat) & (self.phase == 2)
-        return CellEstimates(self.scheme, self.accept_share, searched, phase1, current, steered,
-                             (self.status == RESOLVED) & ~np.isfinite(self.tau_hat), self.phase1_episodes)
+        search = self.search
+        current = self.current_estimates()
+        if isinstance(search, CellSearch):
+            current = np.where(search.at_ceiling, np.inf, search.tau_hat)
+            at_ceiling = search.at_ceiling.copy()
+        else:
+            at_ceiling = self.cell_sum(search.at_ceiling & (self.scheme.expand(search.amount) > 0)) > 0
+        return CellEstimates(self.scheme, self.accept_share, search.searched.copy(), self.phase1_estimates.copy(),
+                             current, search.steered(), at_ceiling, self.phase1_episodes)
 
     def summary(self):
-        searched = self.status == RESOLVED
+        search = self.search
         return {
             "phase1_episodes": self.phase1_episodes,
             "cells": int(self.scheme.n_cells),
-            "cells_resolved": int(searched.sum()),
-            "cells_uncovered": int((self.status == UNCOVERED).sum()),
+            "cells_targeted": int(search.targets.sum()),
+            "cells_testing": int(search.testing().sum()),
         }

@@ -240,6 +240,11 @@ class InsuranceEnv(NetworkEnv):
     def agents_independent(self):
         return super().agents_independent or self.params.contagion == 0.0
 
+    def external_range(self):
+        """The insurer collects the premium each step and pays at most one claim."""
+        p = self.params
+        return p.premium - p.claim, p.premium
+
     def payoff_range(self):
         """A household pays at least the premium each step, and at most premium, deductible and prevention cost."""
         p = self.params

@@ -146,6 +146,10 @@ class PollutionEnv(NetworkEnv):
     def single_node_mdp(self):
         return single_node_mdp(self.params)
 
+    def external_range(self):
+        """Third parties bear at most the damage at the top stock level, and at least none."""
+        return float(self.external.min()), float(self.external.max())
+
     def payoff_range(self):
         """Profit net of the firm's own damage share ranges over the profits and stock levels: a public bound."""
         return float(self.private.min()), float(self.private.max())
