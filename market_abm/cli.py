@@ -41,20 +41,23 @@ def json_object(text):
 
 
 def add_run(subparsers):
-    from market_abm.environments.registry import SCENARIOS, SESSION_SCENARIOS
+    from market_abm.environments.registry import SCENARIOS
 
     run = subparsers.add_parser("run", help="run one scenario and write its data and summary")
-    run.add_argument("scenario", choices=sorted(SCENARIOS) + sorted(SESSION_SCENARIOS))
+    run.add_argument("scenario", choices=sorted(SCENARIOS))
     run.add_argument("--agents", type=int, default=1, help="number of learning agents (1 = the paper setting)")
     run.add_argument("--graph", default="watts_strogatz",
                      help=f"one of {', '.join(GRAPHS)}, or an edge-list file")
     run.add_argument("--mechanism", default="two_phase", choices=sorted(MECHANISMS))
     run.add_argument("--scheme", default="fine", choices=sorted(SCHEMES))
-    run.add_argument("--learner", default="contract_aware", choices=sorted(LEARNERS))
+    run.add_argument("--learner", choices=sorted(LEARNERS),
+                     help="default contract_aware; calvano_q in a continuing market (pricing)")
     length = run.add_mutually_exclusive_group()
     length.add_argument("--episodes", type=int, help=f"episodes to run (default {PAPER_EPISODES} for one "
-                                                     f"agent, {NETWORK_EPISODES} otherwise)")
-    length.add_argument("--steps", type=int, help="time steps to run instead of whole episodes")
+                                                     f"agent, {NETWORK_EPISODES} otherwise); review periods of a "
+                                                     "continuing market (pricing), which by default runs until its "
+                                                     "learners converge")
+    length.add_argument("--steps", type=int, help="time steps (periods) to run instead of whole episodes")
     run.add_argument("--seed", type=int, required=True)
     run.add_argument("--out", type=Path, required=True, help="output folder")
     run.add_argument("--agents-every", type=int, default=0, metavar="K",
@@ -67,7 +70,6 @@ def add_run(subparsers):
 
 
 def command_run(args):
-    from market_abm.environments.registry import SESSION_SCENARIOS
     from market_abm.model import MarketModel
     from market_abm.results import write_run
 
@@ -79,41 +81,29 @@ def command_run(args):
             raise UsageError(f"argument --{name}: must be >= 1, got {value}")
     if args.agents_every < 0:
         raise UsageError(f"argument --agents-every: must be >= 0, got {args.agents_every}")
-    if args.scenario in SESSION_SCENARIOS:
-        return command_run_sessions(args)
     model = MarketModel(
         scenario=args.scenario, n_agents=args.agents, graph=args.graph, mechanism=args.mechanism,
-        scheme=args.scheme, learner=args.learner, rng=args.seed, graph_params=args.graph_params,
-        scenario_params=args.scenario_params, learner_params=args.learner_params,
+        scheme=args.scheme, learner=args.learner, rng=args.seed,
+        graph_params=args.graph_params, scenario_params=args.scenario_params, learner_params=args.learner_params,
         mechanism_params=args.mechanism_params, agent_snapshot_every=args.agents_every,
     )
+    progress = not args.quiet
     if args.steps is not None:
-        model.run_steps(args.steps, progress=not args.quiet)
+        model.run_steps(args.steps, progress=progress)
+    elif model.continuing and args.episodes is None:
+        model.run_to_convergence(progress=progress)
     else:
         default = PAPER_EPISODES if args.agents == 1 else NETWORK_EPISODES
-        model.run_episodes(args.episodes or default, progress=not args.quiet)
+        model.run_episodes(args.episodes or default, progress=progress)
+    if model.continuing:
+        model.measure_laissez_faire(progress=progress)
     report(write_run(model, args.out), args.out)
     return 0
 
 
-def command_run_sessions(args):
-    """A scenario with its own session engine (pricing): `--agents` firms per market, `--steps` periods."""
-    from market_abm.environments.registry import SESSION_SCENARIOS
-    from market_abm.io import write_json, write_parquet
-
-    if args.mechanism not in ("none", "two_phase", "oracle"):
-        raise UsageError(f"argument --mechanism: {args.scenario} supports none, two_phase and oracle")
-    steps, summary = SESSION_SCENARIOS[args.scenario](
-        mechanism=args.mechanism, n_agents=args.agents, rng=args.seed, max_periods=args.steps,
-        progress=not args.quiet, **args.scenario_params)
-    write_parquet(steps, args.out / "steps.parquet")
-    write_json(summary, args.out / "summary.json")
-    report(summary, args.out)
-    return 0
-
-
 def report(summary, out):
-    keys = ("gap_closed", "regret_slope", "final_welfare", "optimal_welfare", "transfers_per_episode")
+    keys = ("gap_closed", "profit_gain", "mean_price", "converged_share", "regret_slope", "final_welfare",
+            "optimal_welfare", "transfers_per_episode")
     print(" ".join(f"{k}={summary[k]:.3f}" for k in keys if isinstance(summary.get(k), float)))
     print(f"wrote {out}")
 

@@ -3,7 +3,8 @@
 Each step runs in stages: the institution posts transfers (at the start of an episode), agents act,
 the externality propagates, payoffs and transfers settle, agents learn, the institution records
 what it saw, and the DataCollector collects. One agent on a one-node graph is the paper's single
-principal / single agent setting; a user's own `TabularMDP` runs through the same path.
+principal / single agent setting; a user's own `TabularMDP` runs through the same path. A
+continuing market (pricing) has review periods instead of episodes (see `continuing`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import pandas as pd
 from mesa.discrete_space import Network
 
 from market_abm.agents import LearningAgent, Principal
+from market_abm.continuing import ContinuingMarket
 from market_abm.core import StepRecord, TabularEnv, TabularMDP, make_learner, make_mechanism
+from market_abm.core.baselines import LaissezFaire
 from market_abm.core.settlement import settle_step
 from market_abm.core.validation import check_int
 from market_abm.environments.registry import make_environment
@@ -23,24 +26,32 @@ from market_abm.metrics import max_error, phase1_errors, summarise
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
 
 
-class MarketModel(mesa.Model):
+class MarketModel(ContinuingMarket, mesa.Model):
     """A population of learners, the institution that steers them, and the metrics of how well it does.
 
     Attributes:
         env: the population environment (scenario dynamics on the graph).
         learner: the population's learner (arrays indexed by agent).
-        mechanism: the model-level institution posting transfers, built from the principal's view.
+        mechanism: the model-level institution posting transfers, built from the principal's view (a
+            scenario may specialise a registered mechanism: `env.mechanisms` maps the name to its class).
         offers: the transfers posted for the current episode `(G, H, S, A)`.
         benchmarks: optimal and laissez-faire welfare per agent per episode, and the benchmark used.
         states, actions, private_rewards, external_rewards, transfers: this step's arrays `(N,)`.
         episode: episodes completed; `cumulative_regret` of welfare per agent.
+        continuing: the market has review periods instead of episodes (welfare and regret are then
+            per agent per period, and `episode` counts review periods).
     """
 
     def __init__(self, scenario="pollution", n_agents=1, graph="watts_strogatz", mechanism="two_phase",
-                 scheme="fine", learner="contract_aware", mdp=None, rng=None, graph_params=None,
+                 scheme="fine", learner=None, mdp=None, rng=None, graph_params=None,
                  scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
                  agent_snapshot_every=0, shared_principal=False):
         super().__init__(rng=rng)
+        self.arguments = {"scenario": scenario, "n_agents": n_agents, "graph": graph, "scheme": scheme,
+                          "learner": learner, "mdp": mdp, "graph_params": graph_params,
+                          "scenario_params": scenario_params, "learner_params": learner_params,
+                          "shared_principal": shared_principal}
+        self.seed_argument = rng if isinstance(rng, (int, np.integer)) else self._rng  # an int, or the state
         self.scenario_name = "custom" if mdp is not None else scenario
         if mdp is not None:
             if not isinstance(mdp, TabularMDP):
@@ -54,10 +65,18 @@ class MarketModel(mesa.Model):
                          "graph": graph if mdp is None and isinstance(graph, str) else None,
                          "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
                          "scheme": scheme}
-        self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
-                                    self.rng, **(learner_params or {}))
+        self.continuing = env.discount is not None
+        learner = env.default_learner if learner is None else learner
+        learner_params = dict(learner_params or {})
+        if self.continuing:
+            if "discount" in learner_params:
+                raise ValueError("learner_params: the discount is the market's (set scenario_params.discount)")
+            learner_params["discount"] = env.discount
+        self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon, self.rng,
+                                    priors=env.learner_priors(), **learner_params)
         self.settings["learner"] = self.learner.name
-        self.mechanism = make_mechanism(mechanism, env.principal_view(), scheme, exact=env.local_mdp(),
+        institution = env.mechanisms.get(mechanism, mechanism) if isinstance(mechanism, str) else mechanism
+        self.mechanism = make_mechanism(institution, env.principal_view(), scheme, exact=env.local_mdp(),
                                         **(mechanism_params or {}))
         if benchmark:
             self.benchmarks = env.welfare_benchmarks(self.rng.spawn(1)[0])
@@ -84,7 +103,10 @@ class MarketModel(mesa.Model):
         self.agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
         self.agent_snapshots = []
         self.place_agents()
-        self.datacollector = mesa.DataCollector(model_reporters=self.model_reporters())
+        if self.continuing:
+            self.setup_continuing()
+        reporters = self.continuing_reporters() if self.continuing else self.model_reporters()
+        self.datacollector = mesa.DataCollector(model_reporters=reporters)
 
     # --- set-up ---------------------------------------------------------------------------
     def place_agents(self):
@@ -128,7 +150,10 @@ class MarketModel(mesa.Model):
 
     # --- one step -------------------------------------------------------------------------------
     def step(self):
-        """Advance every agent by one time step."""
+        """Advance every agent by one time step (in a continuing market, one period)."""
+        if self.continuing:
+            self.step_period()
+            return
         env, h = self.env, self.h
         self.step_episode, self.step_h = self.episode, h
         if not self.episode_open:
@@ -154,7 +179,11 @@ class MarketModel(mesa.Model):
                                      self.private_rewards.copy(), self.transfers.copy()))
 
     def begin_episode(self):
-        """Reset the local states, post the institution's transfers and let learners plan on them."""
+        """Reset the local states, post the institution's transfers and let learners plan on them (in a
+        continuing market: begin a review period, see `begin_review`)."""
+        if self.continuing:
+            self.begin_review()
+            return
         self.states = self.env.reset(self.rng)
         self.offers = self.mechanism.post_offers()
         self.learner.begin_episode(self.offers, self.env.groups)
@@ -194,12 +223,19 @@ class MarketModel(mesa.Model):
 
     # --- running and results -----------------------------------------------------------------
     def run_episodes(self, episodes, progress=False):
-        """Advance `episodes` whole episodes (with a progress bar if asked)."""
+        """Advance `episodes` whole episodes (review periods in a continuing market; with a progress bar
+        if asked)."""
         episodes = check_int("episodes", episodes, low=0)
+        if self.continuing:
+            self.run_periods(episodes * self.env.review_every - self.review.periods, progress)
+            return
         self.run_steps(episodes * self.env.horizon - self.h, progress)
 
     def run_steps(self, steps, progress=False):
-        """Advance `steps` time steps (with a progress bar if asked)."""
+        """Advance `steps` time steps (periods in a continuing market; with a progress bar if asked)."""
+        if self.continuing:
+            self.run_periods(check_int("steps", steps, low=0), progress)
+            return
         steps = range(check_int("steps", steps, low=0))
         if progress:
             from tqdm.auto import tqdm
@@ -218,9 +254,11 @@ class MarketModel(mesa.Model):
         return frame
 
     def steps_frame(self):
-        """One row per step: the DataCollector's model-level reporters."""
+        """One row per step (per review period in a continuing market, whose `period` column counts the
+        periods): the DataCollector's model-level reporters."""
         frame = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-        frame.insert(0, "step", np.arange(1, len(frame) + 1))
+        if not self.continuing:
+            frame.insert(0, "step", np.arange(1, len(frame) + 1))
         return frame
 
     def agents_frame(self):
@@ -235,13 +273,42 @@ class MarketModel(mesa.Model):
 
     def summary(self):
         """The figures of `summary.json`: welfare benchmarks, gap closed, regret and its slope, transfers."""
+        if self.continuing:
+            self.measure_laissez_faire()
         out = summarise(self.episodes_frame(), self.benchmarks)
+        if self.continuing:
+            out.update(self.converged_figures())
         out.update(self.mechanism.summary())
         out.update(self.env.summary_extras(self))
         out.update(self.phase1_error())
         out.update({k: v for k, v in self.settings.items() if v is not None})
         out["benchmark"] = self.benchmarks["benchmark"]
         return out
+
+    def measure_laissez_faire(self, progress=False):
+        """A continuing market's laissez-faire benchmark, the welfare its learners reach without offers:
+        this run's own final welfare without an institution, else that of a twin run without offers
+        (same market, learners and seed, run the same way). Measured once."""
+        if not np.isnan(self.benchmarks["laissez_faire_welfare"]) or self.benchmarks["benchmark"] == "none" \
+                or self.last_review is None:
+            return
+        twin = self
+        if not isinstance(self.mechanism, LaissezFaire):
+            twin = MarketModel(**self.arguments, mechanism="none", benchmark=False, rng=self.twin_rng())
+            if self.ran_to_convergence:
+                twin.run_to_convergence(self.convergence_limit, progress)
+            else:
+                twin.run_periods(self.period, progress)
+        self.benchmarks["laissez_faire_welfare"] = twin.last_review.welfare
+        self.benchmarks["laissez_faire"] = self.env.review_figures(twin.last_review)
+
+    def twin_rng(self):
+        """The seed this model was built from (an int, or a fresh generator in the state it started in)."""
+        if isinstance(self.seed_argument, (int, np.integer)):
+            return self.seed_argument
+        generator = np.random.Generator(type(self.rng.bit_generator)())
+        generator.bit_generator.state = self.seed_argument
+        return generator
 
     def phase1_error(self):
         """Max over searched cells of `|tau_hat - exact counterpart|`, where the exact model is known."""
