@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from market_abm.batch.cli import add_replay, add_sweep
-from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES
-from market_abm.environments.graphs import GRAPHS
-
-PAPER_EPISODES = 10_000  # default episodes with one agent (the paper setting)
-NETWORK_EPISODES = 1000  # default episodes with many agents
+from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES, takes_scheme
+from market_abm.core.validation import MAX_COUNT, check_seed
+from market_abm.environments.graphs import GRAPHS, graph_file
+from market_abm.runner import NETWORK_EPISODES, PAPER_EPISODES
 
 
 class UsageError(Exception):
@@ -45,13 +45,16 @@ def add_run(subparsers):
 
     run = subparsers.add_parser("run", help="run one scenario and write its data and summary")
     run.add_argument("scenario", choices=sorted(SCENARIOS))
-    run.add_argument("--agents", type=int, default=1, help="number of learning agents (1 = the paper setting)")
-    run.add_argument("--graph", default="watts_strogatz",
-                     help=f"one of {', '.join(GRAPHS)}, or an edge-list file")
+    run.add_argument("--agents", type=int, help="number of learning agents (default 1, the paper setting; "
+                                                "with --graph-file, the file's nodes)")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--graph", help=f"one of {', '.join(GRAPHS)} (default watts_strogatz), or an edge-list "
+                                       "file given as a path (./name, or a name with an extension)")
+    where.add_argument("--graph-file", type=Path, metavar="PATH", help="an edge-list file (one 'u v' pair per line)")
     run.add_argument("--mechanism", default="two_phase", choices=sorted(MECHANISMS))
-    run.add_argument("--scheme", default="fine", choices=sorted(SCHEMES))
+    run.add_argument("--scheme", choices=sorted(SCHEMES), help="transfer scheme of the two_phase mechanism (default fine)")
     run.add_argument("--learner", choices=sorted(LEARNERS),
-                     help="default contract_aware; calvano_q in a continuing market (pricing)")
+                     help="default the scenario's: contract_aware, or calvano_q in a continuing market (pricing)")
     length = run.add_mutually_exclusive_group()
     length.add_argument("--episodes", type=int, help=f"episodes to run (default {PAPER_EPISODES} for one "
                                                      f"agent, {NETWORK_EPISODES} otherwise); review periods of a "
@@ -59,7 +62,8 @@ def add_run(subparsers):
                                                      "learners converge")
     length.add_argument("--steps", type=int, help="time steps (periods) to run instead of whole episodes")
     run.add_argument("--seed", type=int, required=True)
-    run.add_argument("--out", type=Path, required=True, help="output folder")
+    run.add_argument("--out", type=Path, required=True, help="output folder (new, or with --overwrite an earlier run's)")
+    run.add_argument("--overwrite", action="store_true", help="replace the earlier run in --out, whole")
     run.add_argument("--agents-every", type=int, default=0, metavar="K",
                      help="also write agents.parquet, a snapshot of every agent every K steps")
     for name in ("graph", "scenario", "learner", "mechanism"):
@@ -70,35 +74,47 @@ def add_run(subparsers):
 
 
 def command_run(args):
-    from market_abm.model import MarketModel
-    from market_abm.results import write_run
+    from market_abm.results import check_out, write_run_folder
+    from market_abm.runner import simulate
 
-    if args.agents < 1:
-        raise UsageError(f"argument --agents: must be >= 1, got {args.agents}")
-    for name in ("episodes", "steps"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"argument --{name}: must be >= 1, got {value}")
-    if args.agents_every < 0:
-        raise UsageError(f"argument --agents-every: must be >= 0, got {args.agents_every}")
-    model = MarketModel(
-        scenario=args.scenario, n_agents=args.agents, graph=args.graph, mechanism=args.mechanism,
-        scheme=args.scheme, learner=args.learner, rng=args.seed,
-        graph_params=args.graph_params, scenario_params=args.scenario_params, learner_params=args.learner_params,
-        mechanism_params=args.mechanism_params, agent_snapshot_every=args.agents_every,
-    )
-    progress = not args.quiet
-    if args.steps is not None:
-        model.run_steps(args.steps, progress=progress)
-    elif model.continuing and args.episodes is None:
-        model.run_to_convergence(progress=progress)
-    else:
-        default = PAPER_EPISODES if args.agents == 1 else NETWORK_EPISODES
-        model.run_episodes(args.episodes or default, progress=progress)
-    if model.continuing:
-        model.measure_laissez_faire(progress=progress)
-    report(write_run(model, args.out), args.out)
+    check_counts(args)
+    settings = model_settings(args)
+    check_out(args.out, args.overwrite)
+    tables, summary = simulate(settings, args.seed, progress=not args.quiet)
+    write_run_folder(args.out, tables, summary, args.overwrite)
+    report(summary, args.out)
     return 0
+
+
+def check_counts(args):
+    """Every count of `run` within its range, before anything is built."""
+    limits = {"agents": (1, MAX_COUNT), "episodes": (1, MAX_COUNT), "steps": (1, MAX_COUNT),
+              "agents_every": (0, MAX_COUNT)}
+    for name, (low, high) in limits.items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            bounds = f">= {low}" if value < low else f"<= {high}"
+            raise UsageError(f"argument --{name.replace('_', '-')}: must be {bounds}, got {value}")
+    check_seed("argument --seed", args.seed)
+
+
+def model_settings(args):
+    """The `MarketModel` settings of `run` (see `market_abm.runner`); a flag that would mean nothing is refused."""
+    if args.scheme is not None and not takes_scheme(args.mechanism):
+        raise UsageError(f"argument --scheme: the {args.mechanism} mechanism takes no transfer scheme")
+    graph = args.graph_file if args.graph_file is not None else args.graph or "watts_strogatz"
+    if graph_file(graph) is not None:
+        graph = os.path.abspath(graph)  # so that the run can be replayed from any folder
+    settings = {"scenario": args.scenario, "n_agents": args.agents or 1, "graph": graph,
+                "mechanism": args.mechanism, "scheme": args.scheme or "fine", "learner": args.learner,
+                "graph_params": args.graph_params, "scenario_params": args.scenario_params,
+                "learner_params": args.learner_params, "mechanism_params": args.mechanism_params,
+                "agent_snapshot_every": args.agents_every}
+    if args.steps is not None:
+        settings["steps"] = args.steps
+    else:
+        settings["episodes"] = args.episodes
+    return settings
 
 
 def report(summary, out):
@@ -117,11 +133,12 @@ def add_viz(subparsers):
 
 
 def command_viz(args):
-    import os
     import subprocess
 
     from market_abm.viz_assets import main_fetch_assets
 
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"argument --port: must be in [0, 65535], got {args.port}")
     if args.fetch_assets:
         return main_fetch_assets()
     app = Path(__file__).resolve().parent.parent / "visualization" / "app.py"

@@ -25,7 +25,6 @@ import numpy as np
 from market_abm.core import StepRecord
 from market_abm.core.calvano import CalvanoQ, choose_price, exploration_rate, learn_step
 from market_abm.core.compiled import compiled
-from market_abm.core.planning import PopulationPlanner, helper_thread, usable_cores
 from market_abm.core.review import ReviewTotals
 from market_abm.core.settlement import settle_step
 from market_abm.core.validation import check_int
@@ -33,7 +32,6 @@ from market_abm.metrics import gap_closed
 from market_abm.environments.pricing import PricingEnv, firm_outcome
 
 DRAWS_PER_CALL = 1 << 21  # uniform draws taken at once by a compiled advance (16 MB)
-SHARED_PERIODS_MIN = 64  # agents below which a helper thread costs more than it saves
 LOCAL_VALUES = 1 << 16  # a session with at most this many action values is advanced on a gathered copy
 
 
@@ -165,7 +163,8 @@ class ContinuingMarket:
         self.market_figures = self.env.review_figures(totals)
         self.cumulative_regret += (self.optimal_welfare - self.review_welfare) * totals.periods
         self.episode_log.append((self.episode, self.review_welfare, np.nan, self.review_transfers,
-                                 totals.per_agent_period(totals.private), self.cumulative_regret, self.mechanism.phase))
+                                 totals.per_agent_period(totals.private), self.cumulative_regret, np.nan,
+                                 self.mechanism.phase))
         self.datacollector.collect(self)
         if self.agent_snapshot_every and (self.episode + 1) % self.agent_snapshot_every == 0:
             self.agent_snapshots.append((self.period, self.states.copy(), self.actions.copy(),
@@ -240,27 +239,15 @@ class ContinuingMarket:
 class CompiledPeriods:
     """The compiled advance of one (environment, learner) pair: pricing markets with Calvano's learner.
 
-    With independent sessions and a second core, a helper thread advances the second half of the
-    sessions while the calling thread advances the first (sessions share nothing, so the data are
-    the same either way; `threads=1` keeps everything on one core).
-
     Attributes:
         order, bounds: the agents sorted by session, and where each session's agents start and end.
-        cut: the first session the helper thread advances (0: no helper).
     """
 
-    def __init__(self, env, learner, threads=None):
+    def __init__(self, env, learner):
         self.env, self.learner = env, learner
         order = np.argsort(env.sessions, kind="stable")
         self.order = order.astype(np.int64)
         self.bounds = np.searchsorted(env.sessions[order], np.arange(env.n_sessions + 1)).astype(np.int64)
-        if threads is None:
-            threads = 2 if env.n_agents >= SHARED_PERIODS_MIN and usable_cores() > 1 else 1
-        threads = min(threads, PopulationPlanner.most_threads)
-        # the helper's first agent: half-way, where no cache line holds agents of both halves
-        aligned = np.flatnonzero(self.bounds % 8 == 0)
-        middle = aligned[np.abs(self.bounds[aligned] - env.n_agents / 2).argmin()]
-        self.cut = int(middle) if threads > 1 and 0 < middle < env.n_sessions else 0
 
     @classmethod
     def for_pair(cls, env, learner):
@@ -272,21 +259,10 @@ class CompiledPeriods:
         actions, profits, surplus, quantities = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
         totals = model.review
         model.states = model.states.copy()  # moved on in place: the public record keeps the old array
-        shared = (draws, *learner.compiled_state(), *env.market(), env.groups, model.period_offers, model.period_targets,
-                  model.states, actions, profits, surplus, quantities, model.transfers, model.transfers_received,
-                  totals.private, totals.external, totals.transfers)
-        if self.cut:
-            counts = np.zeros_like(totals.action_counts), np.zeros_like(totals.on_target)
-            helper = helper_thread().submit(advance_sessions, self.order, self.bounds[self.cut:], *shared, *counts,
-                                            model.session_stopped_at[self.cut:])
-            advance_sessions(self.order, self.bounds[:self.cut + 1], *shared, totals.action_counts, totals.on_target,
-                             model.session_stopped_at[:self.cut + 1])
-            helper.result()
-            totals.action_counts += counts[0]
-            totals.on_target += counts[1]
-        else:
-            advance_sessions(self.order, self.bounds, *shared, totals.action_counts, totals.on_target,
-                             model.session_stopped_at)
+        advance_sessions(self.order, self.bounds, draws, *learner.compiled_state(), *env.market(), env.groups,
+                         model.period_offers, model.period_targets, model.states, actions, profits, surplus,
+                         quantities, model.transfers, model.transfers_received, totals.private, totals.external,
+                         totals.transfers, totals.action_counts, totals.on_target, model.session_stopped_at)
         learner.learned(draws.shape[0])
         env.quantities = quantities
         model.actions, model.private_rewards, model.external_rewards = actions, profits, surplus

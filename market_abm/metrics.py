@@ -6,26 +6,57 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def summarise(episodes, benchmarks):
-    """Summary figures from an episodes frame (welfare per agent per episode) and the benchmarks."""
+    """Summary figures from an episodes frame (welfare per agent per episode) and the benchmarks.
+
+    `gap_closed` compares the mean welfare of the last 10% of episodes with the benchmarks;
+    `regret_slope` is the growth rate of cumulative welfare regret (see `regret_slope`);
+    `regret_tail` is the mean welfare regret per episode over the last 10% of episodes and
+    `regret_decay` that tail over the same mean in the second tenth (near 1: regret is not falling);
+    `agent_regret` sums the agent's exact regret against the best response to the offers posted, where
+    the model is exact, and `agent_regret_slope` is its growth rate.
+    """
     optimal = float(benchmarks["optimal_welfare"])
     laissez_faire = float(benchmarks["laissez_faire_welfare"])
     assessed = episodes["expected_welfare"].where(episodes["expected_welfare"].notna(), episodes["welfare"])
     n = len(episodes)
-    tail = assessed.iloc[-max(1, n // 10):] if n else assessed
-    final = float(tail.mean()) if n else np.nan
+    final = float(tenth(assessed, -1).mean()) if n else np.nan
     regret = episodes["cumulative_regret"].to_numpy()
-    return {
+    per_episode = optimal - assessed.to_numpy()
+    out = {
         "optimal_welfare": optimal,
         "laissez_faire_welfare": laissez_faire,
         "final_welfare": final,
         "gap_closed": gap_closed(final, optimal, laissez_faire),
         "regret_slope": regret_slope(regret),
         "total_welfare_regret": float(regret[-1]) if n else 0.0,
+        **regret_decay(per_episode),
         "transfers_per_episode": float(episodes["transfers"].mean()) if n else 0.0,
         "episodes": n,
     }
+    agent = episodes["agent_regret"].to_numpy() if "agent_regret" in episodes else np.full(n, np.nan)
+    if n and np.isfinite(agent).all():
+        out["agent_regret"] = float(agent.sum())
+        out["agent_regret_slope"] = regret_slope(np.cumsum(agent))
+    return out
+
+
+def tenth(values, which):
+    """The `which`-th tenth of a series or array (negative counts from the end; at least one item)."""
+    n = len(values)
+    size = max(1, n // 10)
+    start = which * size if which >= 0 else n + which * size
+    return values[start: start + size]
+
+
+def regret_decay(per_episode):
+    """`regret_tail`, the mean welfare regret per episode over the last tenth of episodes, and
+    `regret_decay`, that tail divided by the mean over the second tenth (NaN when that is not positive)."""
+    per_episode = np.asarray(per_episode, float)
+    if per_episode.size < 2:
+        return {"regret_tail": float(per_episode.mean()) if per_episode.size else np.nan, "regret_decay": np.nan}
+    tail, second = float(tenth(per_episode, -1).mean()), float(tenth(per_episode, 1).mean())
+    return {"regret_tail": tail, "regret_decay": tail / second if second > 1e-12 else np.nan}
 
 
 def gap_closed(final, optimal, laissez_faire):
@@ -94,12 +125,14 @@ def replica_summaries(model):
     import pandas as pd
 
     welfare = np.asarray(model.replica_welfare)  # (episodes, replicas)
+    agent_regret = np.asarray(model.replica_agent_regret)
     optimal = float(model.benchmarks["optimal_welfare"])
     regret = np.cumsum(optimal - welfare, axis=0)
     rows = []
     for r in range(welfare.shape[1]):
         frame = pd.DataFrame({"welfare": welfare[:, r], "expected_welfare": welfare[:, r],
-                              "cumulative_regret": regret[:, r], "transfers": np.nan})
+                              "cumulative_regret": regret[:, r], "agent_regret": agent_regret[:, r],
+                              "transfers": np.nan})
         rows.append({"replica": r, **summarise(frame, model.benchmarks)})
     table = pd.DataFrame(rows)
     table["transfers_per_episode"] = model.transfers_received / max(len(welfare), 1)

@@ -9,6 +9,8 @@ continuing market (pricing) has review periods instead of episodes (see `continu
 
 from __future__ import annotations
 
+import os
+
 import mesa
 import numpy as np
 import pandas as pd
@@ -19,11 +21,25 @@ from market_abm.continuing import ContinuingMarket
 from market_abm.core import StepRecord, TabularEnv, TabularMDP, make_learner, make_mechanism
 from market_abm.core.baselines import LaissezFaire
 from market_abm.core.settlement import settle_step
-from market_abm.core.validation import check_int
+from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
 from market_abm.environments.registry import make_environment
+from market_abm.memory import check_agents, check_environment_size, check_model_size, check_run_length
 from market_abm.metrics import max_error, phase1_errors, summarise
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
+
+
+def check_custom_mdp(mdp, graph_params, scenario_params, shared_principal):
+    """A user's own economy (`mdp`) has no graph or scenario parameters; only it has a shared principal."""
+    if mdp is None:
+        if shared_principal:
+            raise ValueError("shared_principal: only replicas of a custom mdp have their own principals to share")
+        return
+    if not isinstance(mdp, TabularMDP):
+        raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
+    for name, params in (("graph_params", graph_params), ("scenario_params", scenario_params)):
+        if params:
+            raise ValueError(f"{name}: a custom mdp has no graph or scenario, so takes no {name}")
 
 
 class MarketModel(ContinuingMarket, mesa.Model):
@@ -40,12 +56,23 @@ class MarketModel(ContinuingMarket, mesa.Model):
         episode: episodes completed; `cumulative_regret` of welfare per agent.
         continuing: the market has review periods instead of episodes (welfare and regret are then
             per agent per period, and `episode` counts review periods).
+        expected_welfare, agent_regret: this episode's exact expected welfare and agent regret per
+            agent (against the best response to the offers posted), where the model is exact (else NaN).
     """
 
     def __init__(self, scenario="pollution", n_agents=1, graph="watts_strogatz", mechanism="two_phase",
                  scheme="fine", learner=None, mdp=None, rng=None, graph_params=None,
                  scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
                  agent_snapshot_every=0, shared_principal=False):
+        rng, n_agents = check_seed("rng", rng), check_int("n_agents", n_agents, low=1)
+        check_agents(n_agents)
+        graph_params, scenario_params, learner_params, mechanism_params = (
+            check_mapping(name, value) for name, value in (
+                ("graph_params", graph_params), ("scenario_params", scenario_params),
+                ("learner_params", learner_params), ("mechanism_params", mechanism_params)))
+        benchmark, shared_principal = check_bool("benchmark", benchmark), check_bool("shared_principal", shared_principal)
+        agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
+        check_custom_mdp(mdp, graph_params, scenario_params, shared_principal)
         super().__init__(rng=rng)
         self.arguments = {"scenario": scenario, "n_agents": n_agents, "graph": graph, "scheme": scheme,
                           "learner": learner, "mdp": mdp, "graph_params": graph_params,
@@ -54,30 +81,29 @@ class MarketModel(ContinuingMarket, mesa.Model):
         self.seed_argument = rng if isinstance(rng, (int, np.integer)) else self._rng  # an int, or the state
         self.scenario_name = "custom" if mdp is not None else scenario
         if mdp is not None:
-            if not isinstance(mdp, TabularMDP):
-                raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
-            self.env = TabularEnv(mdp, check_int("n_agents", n_agents, low=1), shared_principal)
+            learner = TabularEnv.default_learner if learner is None else learner
+            check_model_size(learner, n_agents, 1 if shared_principal else n_agents, mdp.n_states, mdp.n_actions,
+                             mdp.horizon)
+            self.env = TabularEnv(mdp, n_agents, shared_principal)
         else:
-            self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0],
-                                        graph_params or {}, scenario_params or {})
+            self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0], graph_params, scenario_params)
+            learner = self.env.default_learner if learner is None else learner
+            check_environment_size(learner, self.env, placed=self.env.n_agents <= MESA_SPACE_LIMIT)
         env = self.env
         self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
-                         "graph": graph if mdp is None and isinstance(graph, str) else None,
+                         "graph": os.fspath(graph) if mdp is None and isinstance(graph, (str, os.PathLike)) else None,
                          "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
                          "scheme": scheme}
         self.continuing = env.discount is not None
-        learner = env.default_learner if learner is None else learner
-        learner_params = dict(learner_params or {})
-        if self.continuing:
-            if "discount" in learner_params:
-                raise ValueError("learner_params: the discount is the market's (set scenario_params.discount)")
-            learner_params["discount"] = env.discount
+        if self.continuing and "discount" in learner_params:
+            raise ValueError("learner_params: the discount is the market's (set scenario_params.discount)")
         self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon, self.rng,
+                                    scenario_payoff_range=env.payoff_range(), discount=env.discount,
                                     priors=env.learner_priors(), **learner_params)
         self.settings["learner"] = self.learner.name
         institution = env.mechanisms.get(mechanism, mechanism) if isinstance(mechanism, str) else mechanism
         self.mechanism = make_mechanism(institution, env.principal_view(), scheme, exact=env.local_mdp(),
-                                        **(mechanism_params or {}))
+                                        **mechanism_params)
         if benchmark:
             self.benchmarks = env.welfare_benchmarks(self.rng.spawn(1)[0])
         else:
@@ -96,11 +122,11 @@ class MarketModel(ContinuingMarket, mesa.Model):
         self.step_h = self.step_episode = 0  # the step and episode the last collected step belonged to
         self.episode_open = False  # begin_episode has run (by step, or early by an RL env's reset)
         self.step_welfare = self.step_transfers = 0.0
-        self.expected_welfare = np.nan
-        self.episode_log, self.replica_welfare = [], []
+        self.expected_welfare = self.agent_regret = np.nan
+        self.episode_log, self.replica_welfare, self.replica_agent_regret = [], [], []
         self._episode_totals = np.zeros(3)
 
-        self.agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
+        self.agent_snapshot_every = agent_snapshot_every
         self.agent_snapshots = []
         self.place_agents()
         if self.continuing:
@@ -188,9 +214,13 @@ class MarketModel(ContinuingMarket, mesa.Model):
         self.offers = self.mechanism.post_offers()
         self.learner.begin_episode(self.offers, self.env.groups)
         self.episode_targets = self.target_actions()  # fixed while this episode's offers stand
-        welfare = self.env.expected_welfare(self.learner.behaviour_policy()) if self.env.welfare_is_exact else None
-        self.agent_expected_welfare = welfare
-        self.expected_welfare = np.nan if welfare is None else float(welfare.mean())
+        exact = None
+        if self.env.welfare_is_exact:
+            exact = self.env.exact_values(self.learner.behaviour_policy(), self.offers, self.env.groups)
+        self.agent_expected_welfare = None if exact is None else exact["welfare"]
+        self.agent_expected_regret = None if exact is None else exact["best"] - exact["agent"]
+        self.expected_welfare = np.nan if exact is None else float(exact["welfare"].mean())
+        self.agent_regret = np.nan if exact is None else float(self.agent_expected_regret.mean())
         self.episode_open = True
 
     def settle(self, h, states):
@@ -213,9 +243,10 @@ class MarketModel(ContinuingMarket, mesa.Model):
         assessed = self.expected_welfare if exact else welfare
         self.cumulative_regret += self.optimal_welfare - assessed
         self.episode_log.append((self.episode, welfare, self.expected_welfare, transfers, private,
-                                 self.cumulative_regret, self.mechanism.phase))
+                                 self.cumulative_regret, self.agent_regret, self.mechanism.phase))
         if exact:
             self.replica_welfare.append(self.agent_expected_welfare)
+            self.replica_agent_regret.append(self.agent_expected_regret)
         self._episode_totals[:] = 0.0
         self.episode += 1
         self.episode_open = False
@@ -225,18 +256,23 @@ class MarketModel(ContinuingMarket, mesa.Model):
     def run_episodes(self, episodes, progress=False):
         """Advance `episodes` whole episodes (review periods in a continuing market; with a progress bar
         if asked)."""
-        episodes = check_int("episodes", episodes, low=0)
+        length = self.env.review_every if self.continuing else self.env.horizon
+        done = self.review.periods if self.continuing else self.h
+        episodes = check_int("episodes", episodes, low=0, high=MAX_COUNT // length)
+        check_run_length(self, "episodes", episodes * length - done)
         if self.continuing:
-            self.run_periods(episodes * self.env.review_every - self.review.periods, progress)
+            self.run_periods(episodes * length - done, progress)
             return
-        self.run_steps(episodes * self.env.horizon - self.h, progress)
+        self.run_steps(episodes * length - done, progress)
 
     def run_steps(self, steps, progress=False):
         """Advance `steps` time steps (periods in a continuing market; with a progress bar if asked)."""
+        steps = check_int("steps", steps, low=0, high=MAX_COUNT)
+        check_run_length(self, "steps", steps)
         if self.continuing:
-            self.run_periods(check_int("steps", steps, low=0), progress)
+            self.run_periods(steps, progress)
             return
-        steps = range(check_int("steps", steps, low=0))
+        steps = range(steps)
         if progress:
             from tqdm.auto import tqdm
 
@@ -246,8 +282,10 @@ class MarketModel(ContinuingMarket, mesa.Model):
             self.step()
 
     def episodes_frame(self):
-        """One row per completed episode: welfare (realised and expected), transfers, regret, phase."""
-        columns = ["episode", "welfare", "expected_welfare", "transfers", "agent_reward", "cumulative_regret", "phase"]
+        """One row per completed episode: welfare (realised and expected), transfers, welfare regret so far,
+        this episode's agent regret (exact models only), phase."""
+        columns = ["episode", "welfare", "expected_welfare", "transfers", "agent_reward", "cumulative_regret",
+                   "agent_regret", "phase"]
         frame = pd.DataFrame(self.episode_log, columns=columns)
         frame["optimal_welfare"] = self.optimal_welfare
         frame["laissez_faire_welfare"] = self.benchmarks["laissez_faire_welfare"]

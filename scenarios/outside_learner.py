@@ -135,7 +135,7 @@ def run_all(args):
     for label, train in plans.items():
         start = time.perf_counter()
         model = train()
-        summary = write_run(model, args.out / label.replace(" / ", "_").replace(" ", "_"))
+        summary = write_run(model, args.out / label.replace(" / ", "_").replace(" ", "_"), overwrite=True)
         summary["seconds"] = time.perf_counter() - start
         runs[label] = (model, summary)
     return runs

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from market_abm.core import Learner, TabularMDP
 
 
-def random_mdp(seed, n_states, n_actions, horizon):
-    """A random episodic MDP with rewards in [-1, 1]."""
+def random_mdp(seed, n_states, n_actions, horizon, reward_range=(-1.0, 1.0)):
+    """A random episodic MDP with private rewards in `reward_range` and external rewards in [-1, 1]."""
     rng = np.random.default_rng(seed)
     transition = rng.dirichlet(np.ones(n_states) * 0.7, size=(n_states, n_actions))
-    return TabularMDP(transition, rng.uniform(-1, 1, (n_states, n_actions)),
+    return TabularMDP(transition, rng.uniform(*reward_range, (n_states, n_actions)),
                       rng.uniform(-1, 1, (n_states, n_actions)), horizon, rng.dirichlet(np.ones(n_states)))
 
 

@@ -181,10 +181,14 @@ def test_manifest_records_spec_parameters_seed_version_commit_and_summaries(tiny
         assert run["package_version"] == market_abm.__version__
         assert "git_commit" in run
         assert "gap_closed" in run["summary"]
+        assert run["seconds"] > 0
     summaries = load_summaries(folder)
     assert len(summaries) == 4 and "gap_closed" in summaries
-    stored = pd.read_parquet(folder / "summaries.parquet")
-    pd.testing.assert_frame_equal(stored.drop(columns="seconds"), summaries.drop(columns="seconds"))
+    assert list(summaries["seconds"]) == [run["seconds"] for run in manifest["runs"]]
+    stored = pd.read_parquet(folder / "summaries.parquet")  # no run times: the same bytes on every run
+    assert "seconds" not in stored
+    pd.testing.assert_frame_equal(stored, summaries.drop(columns="seconds"))
+    assert not (folder / ".lock").exists()
 
 
 def test_the_folder_can_be_queried_with_duckdb(tiny):
@@ -262,6 +266,11 @@ def test_a_sweep_killed_with_sigkill_and_resumed_equals_an_uninterrupted_one(six
     pd.testing.assert_frame_equal(load_summaries(out).drop(columns="seconds"),
                                   load_summaries(reference).drop(columns="seconds"))
     assert not list((out / "runs").glob(".*"))
+    files = sorted(path.relative_to(reference) for path in reference.rglob("*.parquet"))
+    assert len(files) == 17 and files == sorted(path.relative_to(out) for path in out.rglob("*.parquet"))
+    for path in files:  # byte for byte: run times are only in the manifests
+        assert (out / path).read_bytes() == (reference / path).read_bytes(), path
+    assert not (out / ".lock").exists()
 
 
 def test_partial_and_corrupt_run_files_are_redone_and_completed_ones_skipped(tiny, tmp_path):

@@ -1,8 +1,12 @@
 """The `market-abm run` command: outputs, reproducibility, and one-line errors with exit status 2."""
 
 import json
+import os
+import select
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -90,3 +94,105 @@ def test_pricing_refuses_what_makes_no_sense_in_one_line(tmp_path, args, needle)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert not out.exists()
+# --- whole folders, --overwrite and replay ---------------------------------------------------------
+
+NETWORK_RUN = ["run", "pollution", "--agents", "4", "--graph", "ring", "--steps", "12", "--quiet"]
+RUN_FILES = {"episodes.parquet", "steps.parquet", "summary.json", "figure.png"}
+
+
+def test_an_earlier_run_is_refused_and_overwrite_replaces_it_whole(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*NETWORK_RUN, "--seed", "0", "--agents-every", "6", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == RUN_FILES | {"agents.parquet"}
+    assert main([*NETWORK_RUN, "--seed", "1", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["seed"] == 0
+    assert main([*NETWORK_RUN, "--seed", "1", "--out", str(out), "--overwrite"]) == 0
+    assert {p.name for p in out.iterdir()} == RUN_FILES  # seed 0's agent snapshots are gone with it
+    assert json.loads((out / "summary.json").read_text())["seed"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing left beside it
+
+
+def test_summary_records_the_seed_and_settings_and_replay_checks_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*NETWORK_RUN, "--seed", "3", "--agents-every", "4", "--learner", "epsilon_greedy",
+                 "--mechanism-params", '{"warmup": 1}', "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 3 and summary["format"] == "market_abm.run/1"
+    assert summary["settings"] == {
+        "scenario": "pollution", "n_agents": 4, "graph": "ring", "mechanism": "two_phase", "scheme": "fine",
+        "learner": "epsilon_greedy", "graph_params": {}, "scenario_params": {}, "learner_params": {},
+        "mechanism_params": {"warmup": 1}, "agent_snapshot_every": 4, "steps": 12}
+    assert set(summary["written_by"]) == {"package_version", "git_commit", "git_dirty"}
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == "replay run: identical (12 rows)"
+    agents = pd.read_parquet(out / "agents.parquet")
+    agents.loc[5, "reward"] += 1e-12
+    agents.to_parquet(out / "agents.parquet", index=False)
+    assert main(["replay", str(out)]) == 1
+    assert "agents.parquet: column 'reward' first differs at row 5" in capsys.readouterr().out
+
+
+def test_built_in_graph_names_win_over_files_which_are_given_as_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ring").write_text("a b\nb c\n")
+    run = ["run", "pollution", "--steps", "6", "--seed", "0", "--quiet"]
+    assert main([*run, "--agents", "6", "--graph", "ring", "--out", "builtin"]) == 0
+    assert main([*run, "--graph", "./ring", "--out", "path"]) == 0
+    assert main([*run, "--graph-file", "ring", "--out", "option"]) == 0
+    summaries = {name: json.loads((tmp_path / name / "summary.json").read_text()) for name in ("builtin", "path", "option")}
+    assert (summaries["builtin"]["graph"], summaries["builtin"]["n_agents"]) == ("ring", 6)
+    for name in ("path", "option"):
+        assert (summaries[name]["graph"], summaries[name]["n_agents"]) == (str(tmp_path / "ring"), 3)
+
+
+def wait_for(stream, text, seconds):
+    """Read `stream` until `text` appears (True) or `seconds` pass (False)."""
+    seen, deadline = b"", time.monotonic() + seconds
+    while text not in seen and time.monotonic() < deadline:
+        if select.select([stream], [], [], 0.1)[0]:
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return text in seen
+
+
+def test_a_run_killed_mid_run_leaves_nothing_and_reruns_into_the_same_folder(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "market_abm.cli", "run", "pollution", "--seed", "0", "--episodes", "200000",
+               "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        started = wait_for(process.stderr, b"pollution/two_phase", 120)  # its progress bar
+    finally:
+        process.kill()
+        process.wait()
+    assert started and process.returncode == -signal.SIGKILL
+    assert list(tmp_path.iterdir()) == []
+    assert main(["run", "pollution", "--seed", "0", "--episodes", "20", "--out", str(out), "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+
+
+KILLED_WHILE_WRITING = """
+import os, signal, sys
+import market_abm.results
+market_abm.results.plot_run = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # the last file
+from market_abm.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_run_killed_while_writing_leaves_no_folder_that_looks_complete(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "pollution", "--seed", "0", "--episodes", "20", "--out", str(out), "--quiet"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, *args], capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert not out.exists()
+    (partial,) = tmp_path.iterdir()  # hidden, and named as a temporary folder
+    assert partial.name.startswith(".run.") and partial.name.endswith(".tmp")
+    assert {p.name for p in partial.iterdir()} == RUN_FILES - {"figure.png"}
+    assert main(args) == 0
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # the dead run's folder is cleared away

@@ -1,11 +1,13 @@
-"""The contract-aware learner: its plan is the exact best response on its own estimates, and it
-re-plans exactly when its epoch ends or the offers it faces change."""
+"""The contract-aware learner: its plans are the exact best responses on its own optimistic (and,
+for the greedy policy, plain) estimates, it reaches its own optimum when left alone, and it re-plans
+exactly when its epoch ends or the offers it faces change."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import mdps
+from helpers import mdps, random_mdp
+from market_abm import MarketModel
 from market_abm.core import make_learner
 from market_abm.core.mdp import backward_induction, cumulative, inverse_cdf
 
@@ -25,33 +27,75 @@ def experience(learner, mdp, rng, steps):
     return counts, rewards
 
 
-def estimated_model(counts, rewards, bonus):
-    """The learner's model of one agent, written out plainly: mean reward (untried: the best seen)
-    plus the bonus, and empirical transitions (untried: uniform)."""
+def optimistic_values(counts, rewards, offers, scale, low, high, explore=True):
+    """The learner's action values `(H, S, A)` for one agent facing `offers (H, S, A)`, written out
+    plainly: mean reward plus offer plus the bonus `(H - h) (high - low) (scale sqrt(log(1 + S A T) / n)
+    + 1 / n)` (no bonus at all when `scale` is 0) plus empirical next values, capped by what the payoff range and offers allow; an untried pair is
+    worth the cap (exploring) or `low` per remaining step plus its offer (greedy)."""
+    horizon, n_s, n_a = offers.shape
     visits = counts.sum(axis=-1)
     tried = visits > 0
-    mean = np.where(tried, rewards / np.maximum(visits, 1), -np.inf)
-    reward = np.where(tried, mean, mean.max() if tried.any() else 0.0) + bonus / np.sqrt(visits + 1)
-    transition = np.where(tried[..., None], counts / np.maximum(visits, 1)[..., None], 1.0 / counts.shape[-1])
-    return transition, reward
+    seen = np.maximum(visits, 1)
+    mean, transition = rewards / seen, counts / seen[..., None]
+    bonus = scale * (high - low) * np.sqrt(np.log1p(n_s * n_a * visits.sum()) / seen) + (scale > 0) * (high - low) / seen
+    ceiling = np.zeros(horizon + 1)
+    for h in range(horizon - 1, -1, -1):
+        ceiling[h] = high + offers[h].max() + ceiling[h + 1]
+    q, value = np.empty(offers.shape), np.zeros(n_s)
+    for h in range(horizon - 1, -1, -1):
+        cap = high + offers[h] + ceiling[h + 1]
+        estimate = np.minimum(mean + offers[h] + (horizon - h) * bonus + transition @ value, cap)
+        q[h] = np.where(tried, estimate, cap if explore else (horizon - h) * low + offers[h])
+        value = q[h].max(axis=-1)
+    return q
 
 
 @given(mdps(max_states=4, max_actions=3, max_horizon=4), st.integers(0, 2**32 - 1), st.integers(0, 12),
-       st.sampled_from([1, 3]))
+       st.sampled_from([1, 3]), st.sampled_from([0.0, 0.05, 1.0]))
 @settings(max_examples=40, deadline=None)
-def test_plan_is_the_exact_best_response_on_its_estimates(mdp, seed, steps, principals):
+def test_plans_are_the_exact_best_responses_on_the_optimistic_and_plain_estimates(mdp, seed, steps, principals,
+                                                                                  bonus):
     rng = np.random.default_rng(seed)
-    learner = make_learner("contract_aware", 5, mdp.n_states, mdp.n_actions, mdp.horizon, rng)
+    low, high = -1.0, 1.0
+    learner = make_learner("contract_aware", 5, mdp.n_states, mdp.n_actions, mdp.horizon, rng, bonus=bonus)
     counts, rewards = experience(learner, mdp, rng, steps)
     offers = rng.normal(0.0, 0.5, size=(principals, mdp.horizon, mdp.n_states, mdp.n_actions))
     groups = np.arange(5) % principals
     learner.begin_episode(offers, groups)
-    policy = learner.greedy_policy()
+    played, greedy = learner.behaviour_policy().argmax(axis=-1), learner.greedy_policy()
     for i in range(5):
-        transition, reward = estimated_model(counts[i], rewards[i], learner.bonus)
-        q, _ = backward_induction(transition, reward[None] + offers[groups[i]], mdp.horizon)
-        chosen = np.take_along_axis(q, policy[i][..., None], axis=-1)[..., 0]
-        assert np.all(chosen >= q.max(axis=-1) - 1e-4)  # optimal up to float32 rounding
+        for policy, scale, explore in ((played, bonus, True), (greedy, 0.0, False)):
+            q = optimistic_values(counts[i], rewards[i], offers[groups[i]], scale, low, high, explore)
+            chosen = np.take_along_axis(q, policy[i][..., None], axis=-1)[..., 0]
+            assert np.all(chosen >= q.max(axis=-1) - 1e-4 * (1 + np.abs(q).max()))  # optimal up to float32
+
+
+def test_an_untried_action_is_worth_the_upper_bound():
+    """Two states; the second, worth more, is reachable only through the first state's second action,
+    which pays nothing now: a learner valuing untried actions at the best reward seen would never try it."""
+    from market_abm.core import TabularMDP
+
+    transition = np.zeros((2, 2, 2))
+    transition[0, 0, 0] = transition[0, 1, 1] = transition[1, :, 1] = 1.0
+    mdp = TabularMDP(transition, np.array([[0.2, 0.0], [0.3, 0.5]]), np.zeros((2, 2)), 3, np.array([1.0, 0.0]))
+    model = MarketModel(mdp=mdp, mechanism="none", rng=0)
+    model.run_episodes(200)
+    assert np.array_equal(model.learner.greedy_policy()[0], mdp.agent_optimum()[1])
+    assert model.summary()["agent_regret"] < 5.0
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(2, 4), st.integers(2, 3), st.integers(2, 4))
+@settings(max_examples=8, deadline=None)
+def test_left_alone_on_a_random_mdp_the_learner_reaches_its_own_optimum(seed, n_states, n_actions, horizon):
+    mdp = random_mdp(seed, n_states, n_actions, horizon, reward_range=(0.0, 1.0))
+    model = MarketModel(mdp=mdp, mechanism="none", rng=seed % 1000)
+    model.run_episodes(1500)
+    best, _ = mdp.agent_optimum()
+    uniform = mdp.policy_value(np.full((horizon, n_states, n_actions), 1.0 / n_actions), "agent")
+    learned = mdp.policy_value(model.learner.greedy_policy()[0], "agent")
+    assert learned >= best - 0.02 * max(best - uniform, 1e-9) - 1e-9
+    summary = model.summary()
+    assert summary["agent_regret"] >= -1e-9 and summary["agent_regret_slope"] < 0.9
 
 
 def test_agents_replan_when_their_epoch_ends_or_the_offers_they_face_change():
@@ -103,39 +147,3 @@ def test_without_epoch_growth_every_agent_replans_after_any_step():
     learner.update(0, ones, ones, np.ones(8), np.zeros(8), ones)
     learner.begin_episode(offers, groups)
     assert learner.replans == 16
-
-
-def test_plans_do_not_depend_on_how_many_threads_make_them():
-    rng = np.random.default_rng(3)
-    learners = [make_learner("contract_aware", 1100, 4, 3, 5, np.random.default_rng(0), threads=t) for t in (1, 2)]
-    groups = np.zeros(1100, dtype=int)
-    for _ in range(4):
-        states, actions, next_states = (rng.integers(n, size=1100) for n in (4, 3, 4))
-        rewards = rng.normal(size=1100)
-        offers = rng.normal(0.0, 0.3, size=(1, 5, 4, 3))
-        for learner in learners:
-            learner.update(0, states, actions, rewards, np.zeros(1100), next_states)
-            learner.begin_episode(offers, groups)
-        assert np.array_equal(learners[0].policy, learners[1].policy)
-    assert learners[1].planner.threads == 2 and learners[1].planner.share != 0.4  # the helper did plan some
-
-
-def test_a_model_steps_the_same_whatever_the_planning_threads():
-    from market_abm import MarketModel
-
-    frames = []
-    for threads in (1, 2):
-        model = MarketModel(n_agents=600, graph="watts_strogatz", rng=5, benchmark=False,
-                            learner_params={"threads": threads})
-        model.run_steps(60)
-        frames.append((model.steps_frame(), model.learner.greedy_policy()))
-    assert frames[0][0].equals(frames[1][0]) and np.array_equal(frames[0][1], frames[1][1])
-
-
-def test_a_sweep_worker_plans_on_one_thread(monkeypatch):
-    from market_abm.core.planning import PopulationPlanner, plan_on_one_thread
-
-    assert PopulationPlanner(10_000, threads=2).threads == 2
-    monkeypatch.setattr(PopulationPlanner, "most_threads", PopulationPlanner.most_threads)  # restored after
-    plan_on_one_thread()
-    assert PopulationPlanner(10_000, threads=2).threads == 1

@@ -144,7 +144,7 @@ def test_contract_aware_learner_reads_the_posted_schedule_from_the_env():
     env = parallel_env(**kwargs)
     sizes = env.model.env
     learner = make_learner("contract_aware", sizes.n_agents, sizes.n_states, sizes.n_actions, sizes.horizon,
-                           np.random.default_rng(0))
+                           np.random.default_rng(0), scenario_payoff_range=sizes.payoff_range())
     drive(env, learner, episodes, offers_from_infos=True)
     assert (env.model.steps_frame()["transfers"] > 0).any()
     assert_same_data(env.model, model)

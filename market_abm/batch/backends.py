@@ -2,8 +2,7 @@
 
 Each backend takes the runs' tasks and yields each run's result as it completes. Workers only
 compute; this process writes every file, so a Dask cluster needs no shared file system, and a
-run's result depends on nothing but its parameters and seed, whatever the backend. Local workers
-plan their firms on one thread each, since the other cores already run other workers.
+run's result depends on nothing but its parameters and seed, whatever the backend.
 """
 
 from __future__ import annotations
@@ -11,19 +10,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from market_abm.batch.runs import execute_run
-from market_abm.core.planning import plan_on_one_thread
 from market_abm.core.validation import check_int
 
 BACKENDS = ("serial", "processes", "dask")
+MAX_WORKERS_PER_CORE = 4  # more worker processes than this per core only compete for it
 
 
 def choose_backend(backend=None, workers=1, scheduler=None):
     """The backend for the options given: serial for one worker, local processes for more, Dask
     with a scheduler address (or when asked, with `workers` in a LocalCluster)."""
-    workers = check_int("workers", workers, low=1)
+    workers = check_int("workers", workers, low=1, high=MAX_WORKERS_PER_CORE * (os.cpu_count() or 1))
     if backend is None:
         backend = "dask" if scheduler else ("serial" if workers == 1 else "processes")
     if backend not in BACKENDS:
@@ -51,8 +51,7 @@ def open_backend(backend="serial", workers=1, scheduler=None):
     if backend == "serial":
         yield lambda tasks: (execute_run(task) for task in tasks)
     elif backend == "processes":
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=plan_on_one_thread)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         try:
             yield lambda tasks: pool_results(pool, tasks)
         finally:
@@ -87,7 +86,6 @@ def dask_client(workers, scheduler):
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.ERROR)
     with cluster, distributed.Client(cluster) as client:
-        client.run(plan_on_one_thread)
         yield client
 
 

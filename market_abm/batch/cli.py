@@ -1,4 +1,4 @@
-"""`market-abm sweep SPEC.toml --out DIR` and `market-abm replay DIR RUN_ID`.
+"""`market-abm sweep SPEC.toml --out DIR` and `market-abm replay DIR [RUN_ID]`.
 
 Bad input (spec, options, folder) raises a one-line `ValueError`: the CLI prints it and exits 2.
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from market_abm.batch.spec import MAX_RUNS
 
 
 def add_sweep(subparsers):
@@ -23,6 +25,8 @@ def add_sweep(subparsers):
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask cluster, e.g. tcp://host:8786")
     sweep.add_argument("--backend", choices=("serial", "processes", "dask"),
                        help="default: serial for 1 worker, processes for more, dask with --scheduler")
+    sweep.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                       help=f"refuse a spec of more than N runs (default {MAX_RUNS})")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=command_sweep)
 
@@ -33,7 +37,9 @@ def command_sweep(args):
 
     if args.workers < 1:
         raise ValueError(f"argument --workers: must be >= 1, got {args.workers}")
-    spec = load_spec(args.spec)
+    if args.max_runs < 1:
+        raise ValueError(f"argument --max-runs: must be >= 1, got {args.max_runs}")
+    spec = load_spec(args.spec, max_runs=args.max_runs, progress=not args.quiet)
     report = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, backend=args.backend,
                        progress=not args.quiet)
     print(f"sweep: {report.total} runs; {report.skipped} already done, {report.ran} run now, "
@@ -48,16 +54,22 @@ def command_sweep(args):
 
 
 def add_replay(subparsers):
-    replay = subparsers.add_parser("replay", help="re-run one run of a sweep and check its output is identical")
-    replay.add_argument("dir", type=Path, metavar="DIR", help="the sweep's output folder")
-    replay.add_argument("run_id", metavar="RUN_ID", help="the run's id (from the manifest; a unique prefix will do)")
+    replay = subparsers.add_parser("replay", help="re-run a run (one of a sweep, or a single run's folder) and "
+                                                  "check its output is identical")
+    replay.add_argument("dir", type=Path, metavar="DIR", help="a sweep's output folder, or a folder of market-abm run")
+    replay.add_argument("run_id", nargs="?", metavar="RUN_ID",
+                        help="for a sweep, the run's id (from the manifest; a unique prefix will do)")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar while a single run re-runs")
     replay.set_defaults(handler=command_replay)
 
 
 def command_replay(args):
-    from market_abm.batch.replay import replay_run
+    from market_abm.batch.replay import replay_folder, replay_run
 
-    report = replay_run(args.dir, args.run_id)
+    if args.run_id is None:
+        report = replay_folder(args.dir, progress=not args.quiet)
+    else:
+        report = replay_run(args.dir, args.run_id)
     if report.identical:
         print(f"replay {report.run_id}: identical ({report.rows} rows)")
         return 0

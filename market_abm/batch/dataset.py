@@ -13,6 +13,7 @@ Parquet, so DuckDB (not a dependency) can query the folder directly:
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -39,15 +40,49 @@ def load_dataset(folder, columns=None):
     """Every completed run of the sweep in `folder` as one frame: one row per (run, step), with the
     run id, the parameter columns (scenario, n_agents, graph, mechanism, scheme, learner, and each swept
     table entry as `table.key`), the seed, the step and every model-level metric of `steps_frame()`."""
+    if columns is not None and (not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns)):
+        raise ValueError(f"columns: must be a list of column names, got {columns!r}")
     paths = completed_paths(folder)
     if not paths:
         raise ValueError(f"dir: no completed runs in {str(folder)!r}")
-    tables = [pq.read_table(path, columns=columns) for path in paths]
+    tables = [read_run_table(path, columns) for path in paths]
     table = pa.concat_tables(tables, promote_options="default")
     return table.replace_schema_metadata(None).to_pandas()
 
 
+def read_run_table(path, columns=None):
+    """One run file as an Arrow table; a damaged file or an unknown column is a one-line `ValueError`."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(unreadable(path, err)) from None
+    missing = [column for column in columns or () if column not in schema.names]
+    if missing:
+        raise ValueError(f"columns: no column {missing[0]!r} in {os.fspath(path)!r}")
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(unreadable(path, err)) from None
+
+
+def unreadable(path, err):
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return (f"dir: cannot read the run file {os.fspath(path)!r} ({reason}); running the sweep again redoes "
+            "a damaged run")
+
+
 def load_summaries(folder):
     """One row per completed run: its parameter columns, seed and the figures of `model.summary()`
-    (`gap_closed`, `final_welfare`, `total_welfare_regret`, ...) and its run time in `seconds`."""
-    return summaries_frame(read_run_record(path) for path in completed_paths(folder))
+    (`gap_closed`, `final_welfare`, `total_welfare_regret`, ...) and its run time in `seconds` (from the
+    manifest)."""
+    paths = completed_paths(folder)
+    records = []
+    for path in paths:
+        record = read_run_record(path)
+        if record is None:
+            raise ValueError(unreadable(path, "no run record"))
+        records.append(record)
+    frame = summaries_frame(records)
+    seconds = {run["run_id"]: run.get("seconds") for run in read_manifest(folder)["runs"]}
+    frame["seconds"] = [seconds.get(record["run_id"]) for record in records]
+    return frame

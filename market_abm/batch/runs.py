@@ -2,8 +2,10 @@
 
 A run's file `runs/<run_id>.parquet` holds one row per step (the run's parameter columns, its seed,
 and `MarketModel.steps_frame()`), and carries in its Parquet metadata the run's record: parameters,
-seed, `model.summary()`, package version, git commit and run time. It is written whole under a
-temporary name and then renamed, so a file under its final name is a completed run.
+seed, `model.summary()`, package version and git commit. The record holds nothing that differs from
+one execution to the next (the run time goes to the manifest), so the same run gives the same bytes.
+It is written whole under a temporary name and then renamed, so a file under its final name is a
+completed run.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ RECORD_KEY = b"market_abm.run"
 def execute_run(task):
     """Run one sweep task (a plain dict from `Run.task()`); top-level, so spawn-safe and picklable.
 
-    Returns `{"run_id", "frame", "record"}`, or `{"run_id", "error"}` with the traceback if it failed.
+    Returns `{"run_id", "frame", "record", "seconds"}`, or `{"run_id", "error"}` with the traceback if it failed.
     """
     start = time.perf_counter()
     try:
@@ -38,9 +40,9 @@ def execute_run(task):
     except Exception:  # a failed run is reported and redone on resume; the others go on
         return {"run_id": task["run_id"], "error": traceback.format_exc()}
     record = {"run_id": task["run_id"], "params": task["params"], "seed": task["seed"],
-              "labels": task["labels"], "summary": summary, "seconds": time.perf_counter() - start,
-              **provenance()}
-    return {"run_id": task["run_id"], "frame": run_frame(task, frame), "record": record}
+              "labels": task["labels"], "summary": summary, **provenance()}
+    return {"run_id": task["run_id"], "frame": run_frame(task, frame), "record": record,
+            "seconds": time.perf_counter() - start}
 
 
 def simulate(params, seed):

@@ -12,9 +12,11 @@
     mechanism = ["none", "two_phase"]
     scenario_params.decay = [0.2, 0.3]
 
-The whole spec is checked before anything is written: every key, type and range, and every grid
-point is built once (without its welfare benchmarks) so that scenario and graph parameters fail
-here, as a one-line `ValueError` naming the field, rather than half-way through a sweep.
+The whole spec is checked before anything is written: every key, type and range, the number of
+runs (at most `MAX_RUNS` unless the caller raises it, counted before any grid point is built), and
+every grid point is built once (without its welfare benchmarks) so that scenario and graph
+parameters, the model's size and its run's data fail here, as a one-line `ValueError` naming the
+field, rather than half-way through a sweep.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -30,11 +33,12 @@ from pathlib import Path
 
 from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES
 from market_abm.core.validation import check_int
-from market_abm.environments.graphs import GRAPHS
+from market_abm.environments.graphs import GRAPHS, graph_file
 
 SCALARS = ("scenario", "n_agents", "graph", "mechanism", "scheme", "learner")
 TABLES = ("graph_params", "scenario_params", "learner_params", "mechanism_params")
 SETTINGS = ("steps", "seeds", "description", "grid")
+MAX_RUNS = 10_000  # runs a spec may have unless the caller raises the limit
 DEFAULTS = {"n_agents": 1, "graph": "watts_strogatz", "mechanism": "two_phase", "scheme": "fine",
             "learner": "contract_aware"}
 
@@ -127,32 +131,34 @@ def label_value(value):
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
 
 
-def load_spec(path):
+def load_spec(path, max_runs=MAX_RUNS, progress=False):
     """Read and validate a sweep spec file; bad input is a one-line `ValueError` naming the field."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise ValueError(f"spec: cannot read {os.fspath(path)!r}: {err.strerror}") from None
-    return parse_spec(text, source=path.name)
+    return parse_spec(text, source=path.name, max_runs=max_runs, progress=progress)
 
 
-def parse_spec(text, source="spec"):
-    """Parse and validate TOML text into a `SweepSpec` (see the module docstring for the keys)."""
+def parse_spec(text, source="spec", max_runs=MAX_RUNS, progress=False):
+    """Parse and validate TOML text into a `SweepSpec` (see the module docstring for the keys): a spec of
+    more than `max_runs` runs is refused before its grid points are checked (with a progress bar, if
+    `progress`, when that takes a while)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{source}: malformed TOML: {err}") from None
     try:
-        spec = validate(data, text, source)
-        check_models(spec)
+        spec = validate(data, text, source, check_int("max_runs", max_runs, low=1))
+        check_models(spec, progress)
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
     return spec
 
 
-def validate(data, text, source):
-    """Check every key, type and range of the parsed spec; returns the `SweepSpec`."""
+def validate(data, text, source, max_runs=MAX_RUNS):
+    """Check every key, type and range of the parsed spec, and its number of runs; returns the `SweepSpec`."""
     known = SETTINGS + SCALARS + TABLES
     for key in data:
         if key not in known:
@@ -169,8 +175,19 @@ def validate(data, text, source):
     grid = check_grid(data.get("grid", {}), fixed)
     if "scenario" not in fixed and "scenario" not in grid:
         raise ValueError("scenario: required (one of " + ", ".join(sorted(scenarios())) + ")")
+    check_run_count(grid, seeds, max_runs)
     fixed = {**DEFAULTS, **fixed}
     return SweepSpec(data, text, source, steps, tuple(seeds), fixed, grid)
+
+
+def check_run_count(grid, seeds, max_runs):
+    """The grid's points times the seeds are at most `max_runs` runs."""
+    points = math.prod(len(values) for values in grid.values())
+    if points * len(seeds) > max_runs:
+        field = "grid" if points > 1 else "seeds"
+        raise ValueError(f"{field}: {points} grid point{'s' * (points > 1)} x {len(seeds)} seed{'s' * (len(seeds) > 1)} "
+                         f"make {points * len(seeds)} runs, more than the limit of {max_runs}; raise it with "
+                         "--max-runs (max_runs= in Python)")
 
 
 def check_seeds(seeds):
@@ -178,11 +195,12 @@ def check_seeds(seeds):
         raise ValueError("seeds: required (a non-empty list of integers >= 0)")
     if not isinstance(seeds, list) or not seeds:
         raise ValueError(f"seeds: must be a non-empty list of integers >= 0, got {seeds!r}")
+    seen = set()
     for i, seed in enumerate(seeds):
         check_int(f"seeds[{i}]", seed, low=0)
-    duplicate = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
-    if duplicate is not None:
-        raise ValueError(f"seeds: {duplicate} appears twice")
+        if seed in seen:
+            raise ValueError(f"seeds: {seed} appears twice")
+        seen.add(seed)
     return seeds
 
 
@@ -195,8 +213,8 @@ def check_scalar(name, value):
         raise ValueError(f"{name}: must be a string, got {value!r}")
     choices = {"scenario": scenarios(), "mechanism": MECHANISMS, "scheme": SCHEMES, "learner": LEARNERS,
                "graph": GRAPHS}[key]
-    if value not in choices and not (key == "graph" and os.path.exists(value)):
-        extra = " or an edge-list file" if key == "graph" else ""
+    if value not in choices and not (key == "graph" and graph_file(value) is not None):
+        extra = " or an edge-list file given as a path (./name, or a name with an extension)" if key == "graph" else ""
         raise ValueError(f"{name}: must be one of {sorted(choices)}{extra}, got {value!r}")
     return value
 
@@ -248,23 +266,33 @@ def check_values(name, values, check):
     if not isinstance(values, list) or not values:
         raise ValueError(f"{name}: must be a non-empty list, got {values!r}")
     checked = [check(f"{name}[{i}]", value) for i, value in enumerate(values)]
-    for i, value in enumerate(checked):
-        if any(type(value) is type(v) and value == v for v in checked[:i]):
+    seen = set()
+    for value in checked:
+        key = (type(value).__name__, json.dumps(value, sort_keys=True))
+        if key in seen:
             raise ValueError(f"{name}: {value!r} appears twice")
+        seen.add(key)
     return checked
 
 
-def check_models(spec):
+def check_models(spec, progress=False):
     """Build every grid point's model once (first seed, no welfare benchmarks, nothing written), so
-    that scenario, graph, learner and mechanism parameters are checked before the sweep starts."""
+    that scenario, graph, learner and mechanism parameters, the model's size and the data its run will
+    collect are checked before the sweep starts."""
+    from tqdm.auto import tqdm
+
+    from market_abm.memory import check_run_length
     from market_abm.model import MarketModel
 
-    for point in grid_points(spec.grid):
+    points = tqdm(grid_points(spec.grid), desc="checking the grid", unit="point", delay=2, leave=False,
+                  disable=not progress)
+    for point in points:
         params = apply_point(spec.fixed, point)
         where = ", ".join(f"{k}={v!r}" for k, v in point.items())
         prefix = f"grid point {where}: " if where else ""
         try:
-            MarketModel(**params, rng=spec.seeds[0], benchmark=False)
+            model = MarketModel(**params, rng=spec.seeds[0], benchmark=False)
+            check_run_length(model, "steps", spec.steps)
         except (ValueError, TypeError) as err:
             raise ValueError(f"{prefix}{in_table(params, one_line(err))}") from None
 

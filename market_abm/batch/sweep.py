@@ -2,8 +2,9 @@
 
 `DIR/manifest.json` records the full spec, and per run its parameters, seed, status, package
 version, git commit, run time and `summary()`. Running the same spec on the same folder again skips
-the completed runs (a run file under its final name) and redoes the missing, failed or partial ones.
-When every run is done, `DIR/summaries.parquet` holds one row per run.
+the completed runs (a run file under its final name) and redoes the missing, failed or partial ones;
+the resumed folder's Parquet files are byte for byte those of an uninterrupted sweep (run times are
+only in the manifest). When every run is done, `DIR/summaries.parquet` holds one row per run.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import pandas as pd
 from market_abm.batch.backends import choose_backend, open_backend
 from market_abm.batch.runs import clean_partial, provenance, read_run_record, write_run_file
 from market_abm.batch.spec import SweepSpec, load_spec
-from market_abm.io import jsonable, write_json, write_parquet
+from market_abm.io import check_folder_path, jsonable, write_json, write_parquet
+from market_abm.results import SUMMARY
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 RUNS = "runs"
 SUMMARIES = "summaries.parquet"
 FORMAT = "market_abm.sweep/1"
@@ -56,9 +59,10 @@ def run_sweep(spec, out, workers=1, scheduler=None, backend=None, progress=True)
     check_out(out, spec)
     with open_backend(backend, workers, scheduler) as results, locked(out):
         records = completed_records(out, runs)
+        seconds = recorded_seconds(out, records)
         todo = [run for run in runs if run.run_id not in records]
         failed = {}
-        manifest = Manifest(out, spec, runs, records, failed)
+        manifest = Manifest(out, spec, runs, records, failed, seconds)
         manifest.write()
         bar = progress_bar(len(runs), len(records), progress, backend, workers)
         try:
@@ -68,25 +72,28 @@ def run_sweep(spec, out, workers=1, scheduler=None, backend=None, progress=True)
                 else:
                     write_run_file(out / RUNS / f"{result['run_id']}.parquet", result["frame"], result["record"])
                     records[result["run_id"]] = result["record"]
+                    seconds[result["run_id"]] = result["seconds"]
                 bar.set_postfix_str(f"{len(runs) - bar.n - 1} left", refresh=False)
                 bar.update()
                 manifest.write(every=MANIFEST_EVERY)
         finally:
             bar.close()
             manifest.write()
-    if len(records) == len(runs):
-        write_parquet(summaries_frame(records[run.run_id] for run in runs), out / SUMMARIES)
+        if len(records) == len(runs):
+            write_parquet(summaries_frame(records[run.run_id] for run in runs), out / SUMMARIES)
     return SweepReport(len(runs), len(runs) - len(todo), len(todo) - len(failed), failed)
 
 
 def check_out(out, spec):
-    """`out` is a new folder, or the folder of a sweep of the same spec (nothing is written here)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out: {os.fspath(out)!r} is a file, not a folder")
+    """`out` is a new or empty folder, or the folder of a sweep of the same spec (nothing is written here)."""
+    check_folder_path("out", out)
     manifest = out / MANIFEST
     if not manifest.exists():
         if out.is_dir() and (out / RUNS).exists():
             raise ValueError(f"out: {os.fspath(out)!r} has a runs folder but no {MANIFEST}")
+        if out.is_dir() and any(out.iterdir()):
+            held = "a single run, not a sweep" if (out / SUMMARY).exists() else "something other than a sweep"
+            raise ValueError(f"out: {os.fspath(out)!r} holds {held}; give a new or empty folder")
         return
     try:
         recorded = json.loads(manifest.read_text())["spec"]
@@ -98,19 +105,47 @@ def check_out(out, spec):
 
 @contextlib.contextmanager
 def locked(out):
-    """Hold `out/.lock` while sweeping, so two sweeps never write the same folder (released on any exit)."""
+    """Hold `out/.lock` while sweeping, so two sweeps never write the same folder; the lock file is
+    removed, while still held, on any exit."""
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
         yield
         return
-    with open(out / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ValueError(f"out: another sweep is writing to {os.fspath(out)!r}") from None
-        yield
+    path = out / LOCK
+    for _ in range(3):  # a sweep that just finished may remove the file we opened: open it again
+        with open(path, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise ValueError(f"out: another sweep is writing to {os.fspath(out)!r}") from None
+            if not same_file(handle, path):
+                continue
+            try:
+                yield
+            finally:
+                os.remove(path)
+            return
+    raise ValueError(f"out: another sweep is writing to {os.fspath(out)!r}")
+
+
+def same_file(handle, path):
+    """Whether the open file `handle` is still the file at `path`."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def recorded_seconds(out, records):
+    """The run times the folder's earlier manifest gives for runs already completed (run id -> seconds)."""
+    try:
+        entries = json.loads((out / MANIFEST).read_text())["runs"]
+        return {entry["run_id"]: entry["seconds"] for entry in entries
+                if entry.get("run_id") in records and isinstance(entry.get("seconds"), (int, float))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def completed_records(out, runs):
@@ -132,9 +167,9 @@ def completed_records(out, runs):
 class Manifest:
     """`DIR/manifest.json`: the spec, and each run's parameters, seed, status and record."""
 
-    def __init__(self, out, spec, runs, records, failed):
+    def __init__(self, out, spec, runs, records, failed, seconds):
         self.path, self.spec, self.runs = out / MANIFEST, spec, runs
-        self.records, self.failed = records, failed
+        self.records, self.failed, self.seconds = records, failed, seconds
         self.written = 0.0
 
     def write(self, every=0.0):
@@ -155,6 +190,7 @@ class Manifest:
         if record is not None:
             entry["status"] = "done"
             entry.update({k: v for k, v in record.items() if k not in entry})
+            entry["seconds"] = self.seconds.get(run.run_id)
         elif run.run_id in self.failed:
             entry["status"] = "failed"
             entry["error"] = self.failed[run.run_id]
@@ -180,7 +216,6 @@ def summaries_frame(records):
         row = {"run_id": record["run_id"], **record["labels"], "seed": record["seed"]}
         row.update({k: v for k, v in record["summary"].items()
                     if k not in row and (v is None or isinstance(v, (int, float, str, bool)))})
-        row["seconds"] = record.get("seconds")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -194,6 +229,16 @@ def read_manifest(folder):
         raise ValueError(f"dir: no sweep in {os.fspath(folder)!r} (no {MANIFEST})") from None
     except (OSError, ValueError) as err:
         raise ValueError(f"dir: cannot read {os.fspath(path)!r}: {err}") from None
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"dir: {os.fspath(path)!r} is not a market_abm sweep manifest")
+    runs = manifest.get("runs")
+    if not isinstance(runs, list) or not all(valid_entry(run) for run in runs):
+        raise ValueError(f"dir: {os.fspath(path)!r} has no valid list of runs (each with run_id, params, seed "
+                         "and labels)")
     return manifest
+
+
+def valid_entry(run):
+    """A manifest entry names its run and holds what re-running it takes."""
+    return (isinstance(run, dict) and isinstance(run.get("run_id"), str) and isinstance(run.get("params"), dict)
+            and isinstance(run.get("seed"), int) and isinstance(run.get("labels"), dict))

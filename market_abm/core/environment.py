@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from market_abm.core.institution import PrincipalView
-from market_abm.core.mdp import TabularMDP, cumulative, inverse_cdf, policy_evaluation
+from market_abm.core.mdp import TabularMDP, backward_induction, cumulative, inverse_cdf, policy_evaluation
 from market_abm.core.validation import check_int
 
 
@@ -139,13 +139,19 @@ class PopulationEnv:
         laissez_faire = mdp.policy_value(mdp.agent_optimum()[1], "welfare")
         return {"optimal_welfare": optimal, "laissez_faire_welfare": laissez_faire, "benchmark": "exact_optimum"}
 
-    def expected_welfare(self, behaviour):
-        """Exact expected welfare per episode of each agent's policy `(N, H, S, A)`, or None if not exact."""
+    def exact_values(self, behaviour, offers, groups):
+        """Exact expected values of one episode for each agent `(N,)`, or None if they are not exact:
+        `welfare` of its policy `behaviour (N, H, S, A)`; its `agent` payoff (private reward plus the
+        transfers `offers[groups] (G, H, S, A)` it faces); and the `best` payoff any policy could get
+        against those offers (so `best - agent` is its regret this episode)."""
         if not self.welfare_is_exact:
             return None
         mdp = self.local_mdp()
-        values = policy_evaluation(mdp.transition, mdp.welfare_reward, behaviour, self.horizon)
-        return values[:, 0] @ mdp.initial
+        own = mdp.agent_reward + offers  # (G, H, S, A)
+        reward = np.stack([np.broadcast_to(mdp.welfare_reward, own.shape)[groups], own[groups]])
+        values = policy_evaluation(mdp.transition, reward, behaviour, self.horizon)[..., 0, :] @ mdp.initial
+        best = backward_induction(mdp.transition, own, self.horizon)[1][:, 0] @ mdp.initial
+        return {"welfare": values[0], "agent": values[1], "best": best[groups]}
 
     @property
     def welfare_is_exact(self):

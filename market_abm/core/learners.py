@@ -26,8 +26,8 @@ import inspect
 import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
-from market_abm.core.planning import PopulationPlanner, plan_block, unrolled
-from market_abm.core.validation import check_int, check_number
+from market_abm.core.planning import UNTRIED, plan_block, unrolled, value_ceiling
+from market_abm.core.validation import check_int, check_keywords, check_number, check_range
 
 
 def resident_zeros(shape, dtype=float):
@@ -88,29 +88,35 @@ class Learner:
 
 
 class ContractAwareLearner(Learner):
-    """Model-based optimism (UCB-VI style): estimates its own reward and dynamics, and plans on them
-    plus the posted transfers and a per-step bonus `bonus / sqrt(n + 1)` (an untried action is valued
-    at the best reward seen so far and moves uniformly).
+    """Model-based optimism (UCB-VI, Azar et al. 2017): estimates its own reward and dynamics, and
+    plans on them plus the posted offers and an exploration bonus that keeps every value an upper
+    bound while data are scarce (see `core.planning`). It reads the offers before acting, so it
+    reacts to a new offer at once.
 
-    An agent plans in epochs: it re-estimates and re-plans at the start of an episode when the offers
-    it faces have changed, so it reacts to a new offer at once, or when one of its visit counts has
-    grown by the share `epoch_growth` (and by one visit at least) since its last plan. The default 0
-    re-plans after every episode (UCB-VI); 1 waits for a doubling, as UCRL2 does, and re-plans
-    rarely (faster, but slower to follow neighbours whose behaviour changes). The dynamics are
-    stationary, so counts pool over steps. Arrays keep the agent on the last axis, so planning runs
-    over contiguous rows; a large population plans on two cores unless `threads=1`.
+    Parameters: `bonus`, the scale of the Hoeffding term of the exploration bonus
+    `(H - h) * (high - low) * (bonus * sqrt(log(1 + S A T) / n) + 1 / n)` (1 is the Hoeffding bound
+    without its constants; the default 0.05 keeps its shape, and with the range term `1 / n` reaches
+    the agent's own optimum within 3,000 episodes on random MDPs of up to 8 states, see
+    `benchmarks/learner_soundness.py`; 0 turns exploration off);
+    `payoff_range`, the bounds `(low, high)` of its per-step private payoff (the model passes the
+    scenario's); `epoch_growth`, when it re-plans: at the start of an episode when the offers it faces
+    have changed, or when one of its visit counts has grown by this share (and by one visit at least)
+    since its last plan. The default 0 re-plans after every episode (UCB-VI); 1 waits for a doubling,
+    as UCRL2 does, and re-plans rarely (faster, but slower to follow neighbours whose behaviour
+    changes). The dynamics are stationary, so counts pool over steps. Arrays keep the agent on the
+    last axis, so planning runs over contiguous rows.
     """
 
     name = "contract_aware"
     contract_aware = True
     chunk = 65536  # agents gathered at once when only some re-plan: bounds the copies at large N
 
-    def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.1, epoch_growth=0.0, threads=None):
+    def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.05, payoff_range=(-1.0, 1.0),
+                 epoch_growth=0.0):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         self.bonus = check_number("bonus", bonus, low=0.0)
+        self.payoff_range = check_range("payoff_range", payoff_range)
         self.epoch_growth = check_number("epoch_growth", epoch_growth, low=0.0)
-        threads = None if threads is None else check_int("threads", threads, low=1, high=2)
-        self.planner = PopulationPlanner(self.n_agents, threads)
         n, s, a = self.n_agents, self.n_states, self.n_actions
         self.transition_counts = resident_zeros((s, a, s, n), np.float32)  # whole counts, exact below 2**24
         self.visits = resident_zeros((s, a, n), np.float32)  # visits of each state-action pair
@@ -122,6 +128,8 @@ class ContractAwareLearner(Learner):
         self.policy = resident_zeros((self.horizon, s, n), np.int8)
         self.offers = None  # the offers (G, H, S, A) the current plans were made on
         self.replans = 0  # agent plans made so far
+        self.steps_learned = 0
+        self._greedy = None  # (replans, steps learned) and the greedy policy planned then
 
     def begin_episode(self, offers, groups):
         super().begin_episode(offers, groups)
@@ -135,25 +143,28 @@ class ContractAwareLearner(Learner):
             changed = (offers != self.offers).any(axis=(1, 2, 3))
             if changed.any():
                 due |= changed[groups]
-        self.offers = offers.copy()
+        self.offers, self.groups = offers.copy(), groups
         self.plan(offers, groups, slice(None) if due.all() else np.flatnonzero(due))
         self.stepped = False
 
     def plan(self, offers, groups, agents):
-        """Start a new epoch for the `agents` (a slice or index array): backward induction on their
-        current estimates and the posted `offers (G, H, S, A)`."""
-        offers, growth, rows = offers.astype(np.float32), 1.0 + self.epoch_growth, self.rows[agents]
+        """Start a new epoch for the `agents` (a slice or index array): optimistic backward induction on
+        their current estimates and the posted `offers (G, H, S, A)`."""
+        low, high = self.payoff_range
+        ceiling, offers = value_ceiling(offers, high), offers.astype(np.float32)
+        knobs, shape = (self.bonus, low, high, UNTRIED, 1.0 + self.epoch_growth), unrolled(self.transition_counts)
+        rows = self.rows[agents]
         if len(rows) == self.n_agents:  # everyone, in place
-            self.planner(self.transition_counts, self.visits, self.reward_sum, offers, groups, self.bonus, growth,
-                         self.policy, self.epoch_ends)
+            plan_block(self.transition_counts, self.visits, self.reward_sum, offers, groups, ceiling, *knobs,
+                       self.policy, self.epoch_ends, *shape)
         else:
             for start in range(0, len(rows), self.chunk):  # a subset is gathered, a chunk at a time
                 part = rows[start: start + self.chunk]
                 policy = self.policy[..., part]
                 ends = None if self.epoch_ends is None else self.epoch_ends[..., part]
                 plan_block(np.take(self.transition_counts, part, axis=-1), np.take(self.visits, part, axis=-1),
-                           np.take(self.reward_sum, part, axis=-1), offers, groups[part], self.bonus, growth,
-                           policy, ends, 0, len(part), *unrolled(self.transition_counts))
+                           np.take(self.reward_sum, part, axis=-1), offers, groups[part], ceiling, *knobs,
+                           policy, ends, *shape)
                 self.policy[..., part] = policy
                 if ends is not None:
                     self.epoch_ends[..., part] = ends
@@ -166,9 +177,25 @@ class ContractAwareLearner(Learner):
         count_step(self.transition_counts, self.visits, self.reward_sum, states, actions, private_rewards,
                    next_states)
         self.stepped = True
+        self.steps_learned += 1
 
     def greedy_policy(self):
-        return np.moveaxis(self.policy, -1, 0).astype(np.int64)
+        """The best response to the posted offers on the current estimates without the exploration bonus
+        (what the agent has learned); `behaviour_policy` is the optimistic plan it plays."""
+        key = (self.replans, self.steps_learned)
+        if self._greedy is None or self._greedy[0] != key:
+            low, high = self.payoff_range
+            offers = np.zeros((1, self.horizon, self.n_states, self.n_actions)) if self.offers is None else self.offers
+            groups = np.zeros(self.n_agents, np.int64) if self.offers is None else self.groups
+            policy = np.zeros_like(self.policy)
+            plan_block(self.transition_counts, self.visits, self.reward_sum, offers.astype(np.float32), groups,
+                       value_ceiling(offers, high), 0.0, low, high, low, 1.0, policy, None,
+                       *unrolled(self.transition_counts))
+            self._greedy = key, np.moveaxis(policy, -1, 0).astype(np.int64)
+        return self._greedy[1]
+
+    def behaviour_policy(self):
+        return np.eye(self.n_actions)[np.moveaxis(self.policy, -1, 0)]
 
 
 @compiled
@@ -337,19 +364,31 @@ def q_step(q, visits, h, states, actions, private_rewards, transfers, next_state
         q[h, s, a, i] = old + (horizon + 1.0) / (horizon + n) * (target - old)
 
 
-def epsilon_greedy(n_agents, n_states, n_actions, horizon, rng, discount=None, **params):
+def q_learner_parameters(factory):
+    """Give a Q-learner factory the signature it forwards to: `QLearner`'s, less the exploration rule
+    that the factory fixes (so that `make_learner` checks its parameters)."""
+    signature = inspect.signature(QLearner)
+    factory.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name != "exploration"])
+    return factory
+
+
+@q_learner_parameters
+def epsilon_greedy(n_agents, n_states, n_actions, horizon, rng, **params):
     """Q-learning with decaying epsilon-greedy exploration."""
-    return _q_learner("epsilon_greedy", "epsilon", n_agents, n_states, n_actions, horizon, rng, dict(params, discount=discount))
+    return _q_learner("epsilon_greedy", "epsilon", n_agents, n_states, n_actions, horizon, rng, params)
 
 
-def optimistic_q(n_agents, n_states, n_actions, horizon, rng, discount=None, **params):
+@q_learner_parameters
+def optimistic_q(n_agents, n_states, n_actions, horizon, rng, **params):
     """Optimistic Q-learning with Hoeffding bonuses (Jin et al. 2018)."""
-    return _q_learner("optimistic_q", "optimistic", n_agents, n_states, n_actions, horizon, rng, dict(params, discount=discount))
+    return _q_learner("optimistic_q", "optimistic", n_agents, n_states, n_actions, horizon, rng, params)
 
 
-def boltzmann(n_agents, n_states, n_actions, horizon, rng, discount=None, **params):
+@q_learner_parameters
+def boltzmann(n_agents, n_states, n_actions, horizon, rng, **params):
     """Q-learning with softmax (Boltzmann) exploration."""
-    return _q_learner("boltzmann", "boltzmann", n_agents, n_states, n_actions, horizon, rng, dict(params, discount=discount))
+    return _q_learner("boltzmann", "boltzmann", n_agents, n_states, n_actions, horizon, rng, params)
 
 
 def _q_learner(name, exploration, n_agents, n_states, n_actions, horizon, rng, params):
@@ -369,27 +408,33 @@ LEARNERS = {
 }
 
 
-def make_learner(name, n_agents, n_states, n_actions, horizon, rng, discount=None, priors=None, **params):
+def make_learner(name, n_agents, n_states, n_actions, horizon, rng, /, scenario_payoff_range=None, discount=None,
+                 priors=None, **params):
     """The registered learner `name`, or a user's `Learner` subclass, for the population.
 
-    `discount` (a continuing market) goes to learners that take it; one that does not cannot learn
-    the market. `priors` are a scenario's prior knowledge for learners that take them by name (for
-    example Calvano's `prior_payoff`); `params` override them."""
-    if isinstance(name, type) and issubclass(name, Learner):
-        factory, label = name, name.name
-    elif name in LEARNERS:
-        factory, label = LEARNERS[name], name
-    else:
+    `params` are checked against the learner's signature: the sizes and `rng` are the model's to set.
+    The scenario's bounds of the per-step private payoff go to learners that take a `payoff_range`
+    not given in `params`. A continuing market's `discount` goes to learners that take one; a learner
+    that does not cannot learn the market. `priors` are the scenario's prior knowledge, given to
+    learners that take them by name unless `params` give them (Calvano's `prior_payoff`)."""
+    factory = name if isinstance(name, type) and issubclass(name, Learner) else None
+    if factory is None and isinstance(name, str):
+        factory = LEARNERS.get(name)
+    if factory is None:
         raise ValueError(f"learner: must be one of {sorted(LEARNERS)} or a Learner subclass, got {name!r}")
+    label = getattr(factory, "name", name)
     accepted = inspect.signature(factory).parameters
+    if discount is not None and "discount" not in accepted:
+        raise ValueError(f"learner: {label!r} cannot learn a continuing market (it takes no discount)")
+    params = check_keywords("learner_params", params, factory, given=POPULATION, owner=label)
     if discount is not None:
-        if "discount" not in accepted:
-            raise ValueError(f"learner: {label!r} cannot learn a continuing market (it takes no discount)")
         params["discount"] = discount
+    if scenario_payoff_range is not None and "payoff_range" not in params and "payoff_range" in accepted:
+        params["payoff_range"] = scenario_payoff_range
     for key, value in (priors or {}).items():
         if key in accepted:
             params.setdefault(key, value)
-    try:
-        return factory(n_agents, n_states, n_actions, horizon, rng, **params)
-    except TypeError as err:
-        raise ValueError(f"learner_params: {err}") from None
+    return factory(n_agents, n_states, n_actions, horizon, rng, **params)
+
+
+POPULATION = ("n_agents", "n_states", "n_actions", "horizon", "rng")  # what make_learner passes every learner

@@ -1,65 +1,40 @@
-"""Optimistic backward induction for a population of model-based learners, one compiled pass.
+"""Optimistic backward induction for a population of model-based learners (UCB-VI), one compiled pass.
 
-Each agent plans on its own estimates: mean reward per state-action pair plus the bonus
-`bonus / sqrt(n + 1)` (an untried pair is valued at the agent's best mean reward and moves
-uniformly), empirical transitions, and the offers it faces. Agents are handled in blocks of
-`WIDTH`, with the agent as the innermost (vectorised) loop. Payoffs are per step, in float32.
+Each agent plans on its own estimates, the offers it faces, and an exploration bonus that makes
+every value an upper bound while its data are scarce:
 
-A large population is planned on two cores: a helper thread plans the last agents while the
-calling thread plans the first (agents plan independently, so the plans are the same either way).
+- a tried pair `(s, a)` is worth its mean reward, plus the offer, plus the bonus
+  `(H - h) * (high - low) * (scale * sqrt(log(1 + S A T) / n) + 1 / n)` at step `h` (`n` visits of
+  the pair, `T` steps the agent has taken, `[low, high]` the range of its per-step payoff: the
+  Hoeffding term of UCB-VI, scaled, and the range term of a Bernstein bound, which keeps a pair
+  seen only a few times near its upper bound), plus the expected value of the next state under its
+  empirical transitions;
+- no value exceeds what the payoff range and the offers allow: `high + offer` now plus, at every
+  later step, `high` and the largest offer posted then; an untried pair is worth exactly that bound.
+
+With no bonus (`scale = 0`, `untried = low`) the same pass gives the greedy policy on the estimates,
+an untried pair then being worth the least payoff `low` per remaining step plus its offer.
+
+Payoffs are per step, in float32. Agents are planned in blocks of `WIDTH`, with the agent as the
+innermost (vectorised) loop.
 """
 
 from __future__ import annotations
-
-import os
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from market_abm.core.compiled import compiled
 
 WIDTH = 256  # agents planned together: their estimates stay in cache across the horizon
-UNSEEN = np.float32(1e9)  # stands in for minus infinity
-SHARED_PLANNING_MIN = 4096  # agents below which handing half to a helper thread costs more than it saves
+UNTRIED = np.float32(1e9)  # the bonus of an untried pair while exploring: its value is the upper bound
 
 
-class PopulationPlanner:
-    """Plans all `n_agents` agents with `plan_block`, handing the last share of them to a helper
-    thread when there are enough agents and a second core. The share adapts so that both threads
-    finish together (the helper also has to wake up), and only changes who plans which agent.
-
-    Attributes:
-        threads: 1 or 2 threads planning.
-        share: the share of agents the helper plans.
-    """
-
-    most_threads = 2  # `plan_on_one_thread()` lowers it for the process
-
-    def __init__(self, n_agents, threads=None):
-        self.n_agents = n_agents
-        if threads is None:
-            threads = 2 if n_agents >= SHARED_PLANNING_MIN and usable_cores() > 1 else 1
-        threads = min(threads, self.most_threads)
-        self.threads = threads
-        self.share = 0.4
-        if threads > 1:
-            helper_thread().submit(int).result()  # start the helper now, not in the first plan
-
-    def __call__(self, *args):
-        """`plan_block(*args)` for every agent."""
-        n, shape = self.n_agents, unrolled(args[0])
-        cut = int(round(n * (1.0 - self.share) / WIDTH)) * WIDTH
-        if self.threads == 1 or not 0 < cut < n:
-            plan_block(*args, 0, n, *shape)
-            return
-        submitted = time.perf_counter()
-        helper = helper_thread().submit(started_at, plan_block, *args, cut, n, *shape)
-        plan_block(*args, 0, cut, *shape)
-        rate = (time.perf_counter() - submitted) / cut  # seconds per agent planned
-        wake_up = helper.result() - submitted
-        balanced = 0.5 * (1.0 - wake_up / (n * rate))  # (1 - s) n rate = wake_up + s n rate
-        self.share = min(max(0.8 * self.share + 0.2 * balanced, 0.05), 0.5)
+def value_ceiling(offers, high):
+    """The most any agent of each group can earn from step `h` to the end, `(G, H + 1)` float32: `high`
+    plus the largest offer posted at each remaining step."""
+    best_offer = offers.reshape(offers.shape[0], offers.shape[1], -1).max(axis=-1)  # (G, H)
+    steps = np.cumsum((high + best_offer)[:, ::-1], axis=1)[:, ::-1]
+    return np.concatenate([steps, np.zeros((offers.shape[0], 1))], axis=1).astype(np.float32)
 
 
 def unrolled(counts):
@@ -69,68 +44,45 @@ def unrolled(counts):
     return tuple(range(n_s)), tuple(range(n_a))
 
 
-def plan_on_one_thread():
-    """Plan every population of this process on one thread: for the worker processes of a sweep, whose
-    other cores already run other workers."""
-    PopulationPlanner.most_threads = 1
-
-
-def usable_cores():
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def started_at(function, *args):
-    """Run `function(*args)`; return when it started (`time.perf_counter`)."""
-    start = time.perf_counter()
-    function(*args)
-    return start
-
-
-_helper = None
-
-
-def helper_thread():
-    """The one helper thread planning shares (started on first use, and again in a forked child)."""
-    global _helper
-    if _helper is None:
-        _helper = ThreadPoolExecutor(1, thread_name_prefix="market-abm-planning")
-    return _helper
-
-
-def _forget_helper():
-    global _helper
-    _helper = None
-
-
-os.register_at_fork(after_in_child=_forget_helper)
-
-
 @compiled
-def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy, epoch_ends, start, stop, levels,
-               choices):
+def plan_block(counts, visits, reward_sum, offers, groups, ceiling, scale, low, high, untried, growth, policy,
+               epoch_ends, levels, choices):
     """Plan every agent `i` of `counts (S, A, S, N)`, `visits`, `reward_sum (S, A, N)` facing
-    `offers[groups[i]] (G, H, S, A)`; writes `policy (H, S, N)` (lowest action on ties) and, unless
-    `epoch_ends` is None (every visit ends an epoch), the visits `epoch_ends (S, A, N)` that end its new
-    epoch (`growth` times the visits, one more at least); only the agents `start..stop - 1` are planned.
-    `levels` and `choices` are the tuples `unrolled(counts)`: their lengths are constants when this is
-    compiled, so each agent's sums over actions and next states run unrolled, in registers."""
-    n_s, n_a = counts.shape[0], counts.shape[1]
+    `offers[groups[i]] (G, H, S, A)`, whose values are capped by `ceiling[groups[i]] (G, H + 1)` (see
+    `value_ceiling`), with the bonus `scale` and an untried pair worth `untried` per remaining step beyond
+    its offer (`UNTRIED`: the ceiling); writes `policy (H, S, N)` (lowest action on ties) and, unless
+    `epoch_ends` is None
+    (every visit ends an epoch), the visits `epoch_ends (S, A, N)` that end its new epoch (`growth`
+    times the visits, one more at least). `levels` and `choices` are the tuples `unrolled(counts)`:
+    their lengths are constants when this is compiled, so each agent's sums over actions and next
+    states run unrolled, in registers."""
+    n_s, n_a, n = counts.shape[0], counts.shape[1], counts.shape[3]
     horizon = policy.shape[0]
-    one, bonus, growth = np.float32(1.0), np.float32(bonus), np.float32(growth)
+    one, growth, high, untried = np.float32(1.0), np.float32(growth), np.float32(high), np.float32(untried)
+    span = np.float32(scale * (high - low))
+    second = np.float32(high - low) if scale > 0 else np.float32(0.0)  # the range term, 0 for the greedy plan
+    pairs = np.float32(n_s * n_a)
     shared = offers.shape[0] == 1
     prob = np.empty((n_s, n_a, n_s, WIDTH), np.float32)
     reward = np.empty((n_s, n_a, WIDTH), np.float32)
-    untried = np.empty((n_s, n_a, WIDTH), np.float32)
+    spread = np.empty((n_s, n_a, WIDTH), np.float32)  # the bonus per remaining step
     offered = np.empty((n_a, WIDTH), np.float32)
+    cap = np.empty(WIDTH, np.float32)
     value, new_value = np.empty((n_s, WIDTH), np.float32), np.empty((n_s, WIDTH), np.float32)
-    mean, best, inverse = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32)
-    for lo in range(start, stop, WIDTH):
-        b = min(WIDTH, stop - lo)
+    confidence, inverse = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32)
+    for lo in range(0, n, WIDTH):
+        b = min(WIDTH, n - lo)
         rows = slice(lo, lo + b)
-        # estimates: mean reward plus bonus, transition probabilities, the best mean reward seen
+        # estimates: mean reward, transition probabilities, and the bonus per remaining step
         for j in range(b):
-            best[j] = -UNSEEN
+            confidence[j] = 0.0
+        for s in range(n_s):
+            for a in range(n_a):
+                seen = visits[s, a, rows]
+                for j in range(b):
+                    confidence[j] += seen[j]
+        for j in range(b):
+            confidence[j] = np.log(one + pairs * confidence[j])
         for s in range(n_s):
             for a in range(n_a):
                 seen, rewards = visits[s, a, rows], reward_sum[s, a, rows]
@@ -138,10 +90,9 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
                     v = seen[j]
                     tried = min(v, one)
                     inverse[j] = tried / max(v, one)
-                    untried[s, a, j] = one - tried
-                    r = np.float32(rewards[j]) * inverse[j]
-                    best[j] = max(best[j], r - (one - tried) * UNSEEN)
-                    reward[s, a, j] = r + bonus / np.sqrt(v + one)
+                    reward[s, a, j] = np.float32(rewards[j]) * inverse[j]
+                    spread[s, a, j] = tried * (span * np.sqrt(confidence[j] * inverse[j]) + second * inverse[j]) \
+                        + (one - tried) * untried
                 if epoch_ends is not None:
                     ends = epoch_ends[s, a, rows]
                     for j in range(b):
@@ -150,22 +101,14 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
                     row = counts[s, a, t, rows]
                     for j in range(b):
                         prob[s, a, t, j] = row[j] * inverse[j]
-        for j in range(b):
-            best[j] *= best[j] > -0.5 * UNSEEN  # nothing tried yet: 0
-        for s in range(n_s):
-            for a in range(n_a):
-                for j in range(b):
-                    reward[s, a, j] += untried[s, a, j] * best[j]
         # backward induction: one pass over the agents per (h, s), every action's value in registers
         for t in range(n_s):
             for j in range(b):
                 value[t, j] = 0.0
         for h in range(horizon - 1, -1, -1):
+            steps = np.float32(horizon - h)
             for j in range(b):
-                total = np.float32(0.0)
-                for t in range(len(levels)):
-                    total += value[t, j]
-                mean[j] = total * np.float32(1.0 / n_s)
+                cap[j] = high + ceiling[0 if shared else groups[lo + j], h + 1]
             for s in range(n_s):
                 for a in range(n_a):
                     if shared:
@@ -179,9 +122,10 @@ def plan_block(counts, visits, reward_sum, offers, groups, bonus, growth, policy
                 for j in range(b):
                     top, choice = np.float32(0.0), np.int8(0)
                     for a in range(len(choices)):
-                        expected = reward[s, a, j] + offered[a, j] + untried[s, a, j] * mean[j]
+                        expected = reward[s, a, j] + offered[a, j] + steps * spread[s, a, j]
                         for t in range(len(levels)):
                             expected += prob[s, a, t, j] * value[t, j]
+                        expected = min(expected, cap[j] + offered[a, j])
                         if a == 0 or expected > top:
                             top, choice = expected, np.int8(a)
                     new_value[s, j] = top

@@ -98,6 +98,6 @@ SCHEMES = {"fine": fine, "stationary": stationary, "per_action": per_action, "th
 
 def make_scheme(name, horizon, n_states, n_actions):
     """The registered scheme `name` for a `(H, S, A)` decision problem."""
-    if name not in SCHEMES:
+    if not isinstance(name, str) or name not in SCHEMES:
         raise ValueError(f"scheme: must be one of {sorted(SCHEMES)}, got {name!r}")
     return SCHEMES[name](horizon, n_states, n_actions)

@@ -7,15 +7,19 @@ asked for (Mesa cells, drawing).
 
 from __future__ import annotations
 
+import inspect
 import os
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from market_abm.core.validation import check_int, check_number
+from market_abm.core.validation import check_int, check_keywords, check_memory, check_number
 
 GRAPHS = ("erdos_renyi", "watts_strogatz", "barabasi_albert", "grid_2d", "ring", "star", "complete", "cliques")
+RING_DEGREE, SMALL_WORLD_DEGREE = 2, 4  # default neighbours per node of `ring` and `watts_strogatz`
+NODE_BYTES, LINK_BYTES = 64, 128  # memory per node and per link while a built-in graph is built
 
 
 class Topology:
@@ -46,33 +50,100 @@ class Topology:
 
 
 def make_topology(graph, n_nodes, rng, **params):
-    """A `Topology` from a built-in name, a networkx graph, or a path to an edge-list file."""
-    if isinstance(graph, nx.Graph):
-        return from_networkx(graph)
-    if isinstance(graph, (str, os.PathLike)) and os.path.exists(graph):
-        return from_networkx(read_edge_list(graph))
-    if graph not in GRAPHS:
-        raise ValueError(f"graph: must be one of {list(GRAPHS)}, a networkx graph or an edge-list file, got {graph!r}")
+    """A `Topology` from a built-in name, a networkx graph, or an edge-list file.
+
+    A built-in name always means the built-in graph, whatever files are about: a file is given as a
+    path (`./ring`, `data/edges`), a name with an extension (`edges.txt`) or a `pathlib.Path`. A
+    networkx graph or a file brings its own nodes (`n_nodes` is then 1 or their number) and takes no
+    parameters; a built-in graph's parameters are checked against its builder, before it is built.
+    """
     n = check_int("n_agents", n_nodes, low=1)
-    builder = BUILDERS[graph]
-    try:
+    if isinstance(graph, str) and graph in GRAPHS:
+        builder = BUILDERS[graph]
+        params = check_keywords("graph_params", params, builder, given=("n", "rng"), owner=graph)
+        check_memory("n_agents", n * (NODE_BYTES + LINK_BYTES), f"a graph of {n} nodes")
+        links = expected_links(graph, n, params)
+        check_memory("graph", n * NODE_BYTES + links * LINK_BYTES, f"the {graph} graph of {n} nodes and about "
+                                                                    f"{links:.3g} links")
         return builder(n, rng, **params)
-    except TypeError as err:
-        raise ValueError(f"graph_params: {err}") from None
+    if isinstance(graph, nx.Graph):
+        what, graph = "a networkx graph", graph
+    else:
+        path = graph_file(graph)
+        if path is None:
+            raise ValueError(f"graph: must be one of {list(GRAPHS)}, a networkx graph or an edge-list file given as "
+                             f"a path (./name, or a name with an extension), got {graph!r}{file_hint(graph)}")
+        what, graph = f"the edge-list file {os.fspath(path)!r}", read_edge_list(path)
+    if params:
+        raise ValueError(f"graph_params: {what} takes no parameters, got {sorted(params)[0]!r}")
+    topology = from_networkx(graph, what)
+    if n not in (1, topology.n_nodes):
+        raise ValueError(f"n_agents: {what} has {topology.n_nodes} nodes, got {n} (give 1 or {topology.n_nodes})")
+    return topology
+
+
+def graph_file(graph):
+    """The path of an edge-list file if `graph` names one (a `PathLike`, or a string with a folder or an
+    extension, or starting with a dot), else None. A bare name is never a file: built-in names win."""
+    if isinstance(graph, os.PathLike):
+        return Path(graph)
+    if not isinstance(graph, str) or not graph or graph in GRAPHS:
+        return None
+    path = Path(graph)
+    if "/" in graph or os.sep in graph or graph.startswith(".") or path.suffix:
+        return path
+    return None
+
+
+def file_hint(graph):
+    """A hint when a bare name that is not a built-in graph is also a file here."""
+    if isinstance(graph, str) and graph and os.path.isfile(graph):
+        return f" (to read the file {graph!r}, give it as ./{graph} or with --graph-file)"
+    return ""
 
 
 def read_edge_list(path):
     """A graph from a whitespace-separated edge-list file (one `u v` pair per line)."""
+    if not path.exists():
+        raise ValueError(f"graph: no edge-list file {os.fspath(path)!r}")
+    if not path.is_file():
+        raise ValueError(f"graph: {os.fspath(path)!r} is not a file")
     try:
         return nx.read_edgelist(path, nodetype=str)
-    except (TypeError, ValueError, IndexError) as err:
-        raise ValueError(f"graph: cannot read edge list {os.fspath(path)!r}: {err}") from None
+    except (OSError, TypeError, ValueError, IndexError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"graph: cannot read edge list {os.fspath(path)!r}: {reason}") from None
 
 
-def from_networkx(graph):
-    """Relabel any networkx graph to `0..N-1` (keeping the original label as node attribute `label`)."""
+def expected_links(graph, n, params):
+    """About how many links the built-in `graph` on `n` nodes will have (at most every pair), from its
+    parameters, so that its size is known before it is built (a parameter that is not a number counts
+    as its default: the builder refuses it)."""
+    arguments = inspect.signature(BUILDERS[graph]).bind(n, None, **params)
+    arguments.apply_defaults()
+
+    def number(name, default=None):
+        value = arguments.arguments[name]
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+    per_node = {
+        "ring": lambda: number("k", RING_DEGREE) / 2,
+        "watts_strogatz": lambda: number("k", SMALL_WORLD_DEGREE) / 2,
+        "erdos_renyi": lambda: number("mean_degree", 0) / 2,
+        "barabasi_albert": lambda: number("m", 0),
+        "grid_2d": lambda: 2,
+        "star": lambda: 1,
+        "complete": lambda: n / 2,
+        "cliques": lambda: (number("size", 2) - 1) / 2,
+    }[graph]()
+    return min(max(float(per_node), 0.0) * n, n * (n - 1) / 2)
+
+
+def from_networkx(graph, what="the graph"):
+    """Relabel any networkx graph to `0..N-1` (keeping the original label as node attribute `label`);
+    `what` names the graph in messages."""
     if graph.number_of_nodes() == 0:
-        raise ValueError("graph: has no nodes")
+        raise ValueError(f"graph: {what} has no nodes")
     graph = nx.Graph(graph)
     graph.remove_edges_from(nx.selfloop_edges(graph))
     nodes = list(graph.nodes)
@@ -96,25 +167,40 @@ def from_edges(n, rows, cols):
     return Topology(adjacency)
 
 
-def ring(n, rng, k=2):
-    """Each node linked to its `k` nearest neighbours on a ring (`k` even)."""
-    k = check_int("k", k, low=0)
-    if k % 2:
-        raise ValueError(f"k: must be even, got {k}")
-    nodes = np.arange(n)
-    rows = np.repeat(nodes, k // 2)
-    cols = (rows + np.tile(np.arange(1, k // 2 + 1), n)) % n
-    return from_edges(n, rows, cols)
+def ring(n, rng, k=None):
+    """Each node linked to its `k` nearest neighbours on a ring (`k` even and below `n`; by default 2,
+    see `lattice_degree`)."""
+    return from_edges(n, *ring_lattice(n, lattice_degree(n, k, RING_DEGREE)))
 
 
-def watts_strogatz(n, rng, k=4, p=0.1):
-    """Small world: a ring lattice of degree `k` whose edges are rewired with probability `p`."""
+def watts_strogatz(n, rng, k=None, p=0.1):
+    """Small world: a ring lattice of degree `k` (by default 4, see `lattice_degree`) whose edges are
+    rewired with probability `p`."""
     p = check_number("p", p, low=0.0, high=1.0)
-    base = ring(n, rng, k=k).adjacency
+    base = from_edges(n, *ring_lattice(n, lattice_degree(n, k, SMALL_WORLD_DEGREE))).adjacency
     rows, cols = sp.triu(base, k=1).nonzero()
     rewire = rng.random(rows.size) < p
     cols = np.where(rewire, rng.integers(0, n, size=rows.size), cols)
     return from_edges(n, rows, cols)
+
+
+def lattice_degree(n, k, default):
+    """A ring lattice's degree: `k`, even and below the `n` nodes (any on one node, which has no
+    neighbours); or, if not given, `default`, which on a graph too small for it links every pair."""
+    if k is None:
+        return default
+    k = check_int("k", k, low=0)
+    if k % 2:
+        raise ValueError(f"k: must be even, got {k}")
+    if n > 1 and k > n - 1:
+        raise ValueError(f"k: must be below the number of nodes ({n}), got {k}")
+    return k
+
+
+def ring_lattice(n, k):
+    """The edges `(rows, cols)` from every node to the `k / 2` next ones around a ring."""
+    rows = np.repeat(np.arange(n), k // 2)
+    return rows, (rows + np.tile(np.arange(1, k // 2 + 1), n)) % n
 
 
 def erdos_renyi(n, rng, mean_degree=4.0):

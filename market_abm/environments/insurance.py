@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from market_abm.core.mdp import TabularMDP, cumulative, inverse_cdf
-from market_abm.core.validation import check_int, check_number
+from market_abm.core.validation import check_array, check_distribution, check_int, check_number
 from market_abm.environments.network import NetworkEnv
 
 LEDGER = ("agents", "prevention", "losses", "premiums", "claims", "loss_amount", "prevention_cost")
@@ -89,9 +89,8 @@ class InsuranceParams:
         check_number("contagion", self.contagion, low=0.0, high=1.0)
         if max(self.costs) + self.premium + min(self.deductible, self.loss_size) > 1.0:
             raise ValueError("premium: premium + deductible + cost must keep per-step payoffs within [-1, 1]")
-        if self.initial is not None and (len(self.initial) != self.levels or abs(sum(self.initial) - 1) > 1e-9
-                                         or min(self.initial) < 0):
-            raise ValueError("initial: must be a distribution over the risk levels")
+        if self.initial is not None:
+            check_distribution("initial", check_array("initial", self.initial, shape=(self.levels,)))
 
     @property
     def initial_distribution(self):

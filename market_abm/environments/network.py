@@ -38,9 +38,9 @@ class NetworkEnv(PopulationEnv):
         if self.local_mdp() is not None:
             return super().welfare_benchmarks(rng)
         episodes = int(np.clip(samples // self.n_agents, 2, 16))
-        policies = np.array(list(itertools.product(range(self.n_actions), repeat=self.n_states)))
-        if self.n_agents * len(policies) > MAX_BENCHMARK_WORLDS:
+        if self.n_agents * self.n_actions ** self.n_states > MAX_BENCHMARK_WORLDS:  # before enumerating them
             return {"optimal_welfare": np.nan, "laissez_faire_welfare": np.nan, "benchmark": "none (too large)"}
+        policies = np.array(list(itertools.product(range(self.n_actions), repeat=self.n_states)))
         welfare = self.simulate(policies[:, None, :].repeat(self.horizon, axis=1), episodes, rng)
         best, value = self.improve_by_step(policies[int(welfare.argmax())][None].repeat(self.horizon, axis=0),
                                            float(welfare.max()), episodes, rng)

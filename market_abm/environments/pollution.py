@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from market_abm.core.compiled import compiled
 from market_abm.core.mdp import TabularMDP, cumulative, inverse_cdf
-from market_abm.core.validation import check_int, check_number
+from market_abm.core.validation import check_array, check_distribution, check_int, check_number
 from market_abm.environments.network import NetworkEnv
 
 
@@ -61,9 +61,8 @@ class PollutionParams:
         check_number("damage", self.damage, low=0.0, high=1.0)
         check_number("convexity", self.convexity, low=1.0)
         check_number("damage_share", self.damage_share, low=0.0, high=1.0)
-        if self.initial is not None and (len(self.initial) != self.levels or abs(sum(self.initial) - 1) > 1e-9
-                                         or min(self.initial) < 0):
-            raise ValueError("initial: must be a distribution over the stock levels")
+        if self.initial is not None:
+            check_distribution("initial", check_array("initial", self.initial, shape=(self.levels,)))
 
     @property
     def initial_distribution(self):

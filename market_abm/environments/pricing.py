@@ -104,6 +104,7 @@ class PricingEnv(NetworkEnv):
     principal_knows_model = False
     mechanisms = {"two_phase": MarketAuthority}  # the two-phase mechanism of a market authority
     default_learner = "calvano_q"
+    size_fields = ("n_prices", "n_prices", "review_every")  # what sets the states, actions and steps
 
     def __init__(self, topology, params=None):
         self.params = p = params or PricingParams()

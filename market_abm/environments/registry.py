@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from market_abm.core.validation import check_fields
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.insurance import InsuranceEnv, InsuranceParams
 from market_abm.environments.pollution import PollutionEnv, PollutionParams
@@ -24,20 +25,17 @@ def pricing(n_agents, topology, **params):
 
 
 SCENARIOS = {"pollution": pollution, "insurance": insurance, "pricing": pricing}
+SIZE_FIELDS = ("levels", "action_names", "horizon")  # the scenario parameters that set the states, actions, steps
 
 
 def scenario_params(cls, params):
-    """A parameter dataclass from keyword arguments; an unknown one is a `ValueError` naming it."""
-    fields = cls.__dataclass_fields__
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise ValueError(f"scenario_params: unknown parameter {unknown[0]!r}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+    """A parameter dataclass from keyword arguments, each a field of it and of the field's type."""
+    return cls(**check_fields("scenario_params", cls, params))
 
 
 def make_environment(scenario, n_agents, graph, rng, graph_params, params):
     """The population environment of a registered scenario on a graph (one node for one agent)."""
-    if scenario not in SCENARIOS:
+    if not isinstance(scenario, str) or scenario not in SCENARIOS:
         raise ValueError(f"scenario: must be one of {sorted(SCENARIOS)}, got {scenario!r}")
     topology = make_topology(graph, n_agents, rng, **graph_params)
     return SCENARIOS[scenario](topology.n_nodes, topology, **params)
