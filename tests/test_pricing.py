@@ -303,6 +303,21 @@ def test_compiled_periods_give_exactly_the_data_of_the_staged_step(graph, n, mec
     assert fast.mechanism.summary() == staged.mechanism.summary()
 
 
+def test_sessions_on_two_threads_give_the_same_data():
+    from market_abm.continuing import CompiledPeriods
+
+    one, two = pricing(32, mechanism="two_phase", rng=2), pricing(32, mechanism="two_phase", rng=2)
+    one.compiled_periods = CompiledPeriods(one.env, one.learner, threads=1)
+    two.compiled_periods = CompiledPeriods(two.env, two.learner, threads=2)
+    assert one.compiled_periods.cut == 0 and two.compiled_periods.cut == 8  # from agent 16: cache-line aligned
+    for model in (one, two):
+        model.run_steps(6000)
+    pd.testing.assert_frame_equal(one.steps_frame(), two.steps_frame(), check_exact=True)
+    assert np.array_equal(one.learner.q, two.learner.q)
+    assert np.array_equal(one.session_stopped_at, two.session_stopped_at)
+    assert one.mechanism.summary() == two.mechanism.summary()
+
+
 def test_one_seed_one_run_and_data_per_review_period():
     runs = [pricing(8, rng=seed) for seed in (5, 5, 6)]
     for model in runs:
