@@ -1,5 +1,5 @@
-"""Continuing markets in `MarketModel`: review periods, the run's stopping rule, and many periods in
-one compiled call.
+"""Continuing markets in `MarketModel`: review periods, the run's stopping rule, and whole review
+periods in one compiled call.
 
 A continuing market (`env.discount` set) has no episodes. Its states are drawn once, at the first
 period, and never reset. The institution reviews its offers every `review_every` periods: it posts
@@ -11,34 +11,23 @@ the graph, an independent market) whose agents have all converged stops learning
 convergence ends with one review period in which every session had stopped, the converged play
 the summary measures.
 
-Within a review period nothing outside the population needs to see each period as it happens
-(the offers stand until the review ends), so where a compiled loop exists for the environment and
-the learner (pricing with Calvano's learner), the model advances the whole review period in one
-call: session by session, each for all of the periods, with the very stages of `step()` (the same
-per-agent arithmetic, the same draws in the same order, the same books), keeping the public record
-of the observed periods, which the institution is then shown period by period. The data are those
-of stepping one period at a time.
+Where a compiled loop exists for the environment and the learner (pricing with Calvano's learner,
+`compiled_pricing`), the model advances a whole review period in one call, with the data of
+stepping one period at a time.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
+from market_abm.compiled_pricing import CompiledPeriods
 from market_abm.core import StepRecord
-from market_abm.core.calvano import CalvanoQ, choose_price, exploration_rate, learn_step
-from market_abm.core.compiled import compiled
 from market_abm.core.review import ReviewTotals
 from market_abm.core.settlement import settle_step
 from market_abm.core.validation import check_int
 from market_abm.metrics import gap_closed
-from market_abm.environments.pricing import PricingEnv, firm_outcome
 
 DRAWS_PER_CALL = 1 << 21  # uniform draws taken at once by a compiled advance (16 MB)
-SHARED_MIN = 64  # agents below which a helper thread costs more than it saves
-LOCAL_VALUES = 1 << 16  # a session with at most this many action values is advanced on a gathered copy
 
 
 class ContinuingMarket:
@@ -245,189 +234,3 @@ class ContinuingMarket:
             periods -= batch
         if self.review.periods == env.review_every:
             self.end_review()
-
-
-def usable_cores():
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-_helper = None
-
-
-def helper_thread():
-    """The one helper thread advancing sessions (started on first use, and again in a forked child)."""
-    global _helper
-    if _helper is None:
-        _helper = ThreadPoolExecutor(1, thread_name_prefix="market-abm-periods")
-    return _helper
-
-
-def _forget_helper():
-    global _helper
-    _helper = None
-
-
-os.register_at_fork(after_in_child=_forget_helper)
-
-
-class CompiledPeriods:
-    """The compiled advance of one (environment, learner) pair: pricing markets with Calvano's learner.
-
-    With independent sessions and a second core, a helper thread advances the second half of the
-    sessions while the calling thread advances the first: sessions share nothing, so the data are the
-    same either way (`threads=1` keeps everything on one core).
-
-    Attributes:
-        order, bounds: the agents sorted by session, and where each session's agents start and end.
-        cut: the first session the helper thread advances (0: no helper).
-    """
-
-    def __init__(self, env, learner, threads=None):
-        self.env, self.learner = env, learner
-        order = np.argsort(env.sessions, kind="stable")
-        self.order = order.astype(np.int64)
-        self.bounds = np.searchsorted(env.sessions[order], np.arange(env.n_sessions + 1)).astype(np.int64)
-        if threads is None:
-            threads = 2 if env.n_agents >= SHARED_MIN and usable_cores() > 1 else 1
-        # the helper's first session: half-way, where no cache line holds agents of both halves
-        aligned = np.flatnonzero(self.bounds % 8 == 0)
-        middle = int(aligned[np.abs(self.bounds[aligned] - env.n_agents / 2).argmin()])
-        self.cut = middle if threads > 1 and 0 < middle < env.n_sessions else 0
-
-    @classmethod
-    def for_pair(cls, env, learner):
-        return cls(env, learner) if isinstance(env, PricingEnv) and isinstance(learner, CalvanoQ) else None
-
-    def __call__(self, model, draws, observed_from):
-        """Advance `model` by `draws.shape[0]` periods; returns the public record (`StepRecord`s) of
-        those from `observed_from` on."""
-        env, learner = self.env, self.learner
-        n, periods = env.n_agents, draws.shape[0]
-        actions, profits, surplus, quantities = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
-        observed = max(periods - observed_from, 0)
-        record = (np.empty((observed, n), np.int64), np.empty((observed, n), np.int64),
-                  np.empty((observed, n), np.int64), np.empty((observed, n)), np.empty((observed, n)),
-                  np.empty((observed, n)))  # states, actions, next states, external rewards, transfers, quantities
-        totals = model.review
-        model.states = model.states.copy()  # moved on in place: the public record keeps the old array
-        shared = (draws, *learner.compiled_state(), *env.market(), env.groups, model.period_offers, model.period_targets,
-                  model.states, actions, profits, surplus, quantities, model.transfers, model.transfers_received,
-                  totals.private, totals.external, totals.transfers)
-        stopped_at, cut = model.session_stopped_at, self.cut
-        if cut:
-            counts = np.zeros_like(totals.action_counts), np.zeros_like(totals.on_target)
-            helper = helper_thread().submit(advance_sessions, self.order, self.bounds[cut:], *shared, *counts,
-                                            stopped_at[cut:], observed_from, *record)
-            advance_sessions(self.order, self.bounds[:cut + 1], *shared, totals.action_counts, totals.on_target,
-                             stopped_at[:cut + 1], observed_from, *record)
-            helper.result()
-            totals.action_counts += counts[0]
-            totals.on_target += counts[1]
-        else:
-            advance_sessions(self.order, self.bounds, *shared, totals.action_counts, totals.on_target, stopped_at,
-                             observed_from, *record)
-        learner.learned(periods)
-        env.quantities = quantities
-        model.actions, model.private_rewards, model.external_rewards = actions, profits, surplus
-        states, chosen, next_states, external, paid, sold = record
-        return [StepRecord(0, env.groups, states[t], chosen[t], next_states[t], external[t], paid[t],
-                           {"quantities": sold[t]}) for t in range(observed)]
-
-
-@compiled
-def advance_sessions(order, bounds, draws, q, greedy, last_change, stopped, alpha, discount, beta, convergence,
-                     first_period, indptr, indices, weights, markups, mu, n_prices, pairs, groups, offers, targets,
-                     states, actions, profits, surplus, quantities, transfers, received, private_total,
-                     external_total, paid_total, action_counts, on_target, stopped_at, observed_from,
-                     observed_states, observed_actions, observed_next, observed_external, observed_paid,
-                     observed_sold):
-    """`draws.shape[0]` periods of every session (agents `order[bounds[c]:bounds[c + 1]]`), one
-    session after the other: see `advance_session`. Afterwards `actions`, `profits`, `surplus`,
-    `quantities` and `transfers (N,)` hold the last period's, and the `observed_*` arrays `(T, N)`
-    the public record of the periods from `observed_from` on."""
-    n_periods = draws.shape[0]
-    eps = np.empty(n_periods)
-    for t in range(n_periods):
-        eps[t] = exploration_rate(beta, first_period + t)
-    paying = np.any(offers != 0.0)
-    for c in range(bounds.shape[0] - 1):
-        advance_session(order[bounds[c]:bounds[c + 1]], draws, eps, q, greedy, last_change, stopped, alpha, discount,
-                        convergence, first_period, indptr, indices, weights, markups, mu, n_prices, pairs, groups,
-                        offers, paying, targets, states, actions, profits, surplus, quantities, transfers, received,
-                        private_total, external_total, paid_total, action_counts, on_target, stopped_at[c:c + 1],
-                        observed_from, observed_states, observed_actions, observed_next, observed_external,
-                        observed_paid, observed_sold)
-
-
-@compiled
-def advance_session(agents, draws, eps, q, greedy, last_change, stopped, alpha, discount, convergence, first_period,
-                    indptr, indices, weights, markups, mu, n_prices, pairs, groups, offers, paying, targets, states,
-                    actions, profits, surplus, quantities, transfers, received, private_total, external_total,
-                    paid_total, action_counts, on_target, stopped_at, observed_from, observed_states,
-                    observed_actions, observed_next, observed_external, observed_paid, observed_sold):
-    """`draws.shape[0]` periods of one session, its `agents`: Calvano's learners act on their `draws`
-    (exploring with probability `eps[t]`), the logit market clears, the posted `offers (G, S, A)`
-    are paid and booked (nothing to pay or book when no offer is posted: `paying` False), the learners
-    learn, and once its agents have all kept their greedy policy for `convergence` periods the session
-    stops (`stopped_at[0]`: the periods completed then). Stages, arithmetic and books are those of
-    `MarketModel.step_period`, agent by agent; the public record of the periods from `observed_from`
-    on goes into the `observed_*` arrays `(T, N)`. A small session's columns of `q (S, A, N)` and
-    `greedy (S, N)` are gathered into a contiguous block while it runs (the same values, in cache)."""
-    size, n_states, n_actions = agents.shape[0], q.shape[0], q.shape[1]
-    gathered = size * n_states * n_actions <= LOCAL_VALUES
-    if gathered:
-        session_q, session_greedy = np.empty((n_states, n_actions, size)), np.empty((n_states, size), greedy.dtype)
-        for k in range(size):
-            session_q[:, :, k] = q[:, :, agents[k]]
-            session_greedy[:, k] = greedy[:, agents[k]]
-        columns = np.arange(size)
-    else:
-        session_q, session_greedy, columns = q, greedy, agents
-    paired = pairs.shape[0] > 0  # every firm has one rival: its period is looked up
-    changed = -1  # the session's last greedy change
-    for k in range(size):
-        paired = paired and indptr[agents[k] + 1] - indptr[agents[k]] == 1
-        changed = max(changed, last_change[agents[k]])
-    last = draws.shape[0] - 1
-    for t in range(draws.shape[0]):
-        period = first_period + t
-        for k in range(size):
-            i = agents[k]
-            actions[i] = choose_price(session_greedy[states[i], columns[k]], stopped[i], draws[t, i], eps[t], n_prices)
-        for k in range(size):  # an agent's state is read only by its own update: it moves on at once
-            i = agents[k]
-            if paired:
-                next_state = actions[i] * n_prices + actions[indices[indptr[i]]]
-                profit, share, sold = pairs[next_state, 0], pairs[next_state, 1], pairs[next_state, 2]
-            else:
-                next_state, profit, share, sold = firm_outcome(i, actions, indptr, indices, weights, markups, mu,
-                                                               n_prices)
-            s, a, g = states[i], actions[i], groups[i]
-            private_total[i] += profit
-            external_total[i] += share
-            action_counts[a] += 1
-            on_target[0] += targets[g, s] == a
-            paid = 0.0
-            if paying:
-                paid = offers[g, s, a]
-                received[i] += paid
-                paid_total[i] += paid
-            if not stopped[i] and learn_step(session_q, session_greedy, columns[k], s, a, profit + paid, next_state,
-                                             alpha, discount):
-                last_change[i] = changed = period
-            if t >= observed_from:
-                r = t - observed_from
-                observed_states[r, i], observed_actions[r, i], observed_next[r, i] = s, a, next_state
-                observed_external[r, i], observed_paid[r, i], observed_sold[r, i] = share, paid, sold
-            states[i] = next_state
-            if t == last:
-                profits[i], surplus[i], quantities[i], transfers[i] = profit, share, sold, paid
-        if stopped_at[0] < 0 and period - changed >= convergence:
-            stopped_at[0] = period + 1
-            for k in range(size):
-                stopped[agents[k]] = True
-    if gathered:
-        for k in range(size):
-            q[:, :, agents[k]] = session_q[:, :, k]
-            greedy[:, agents[k]] = session_greedy[:, k]

@@ -11,7 +11,7 @@ offers and under the two-phase market authority, and `--linked-agents` firms on 
   one-shot best response; both firms' prices over the next 15 periods), and profit gain against the
   number of rivals in the linked markets;
 - `algorithmic_pricing.csv` and `.md`: one row per run; `profit_gain_by_rivals.csv` and `.md`;
-  `impulse_response.csv`; each run's `steps_<run>.parquet`.
+  `impulse_response.csv`; each run's `steps_<run>.parquet` and `summary_<run>.json`.
 
     python scenarios/algorithmic_pricing.py --out results/pricing [--agents 400] [--linked-agents 100] [--seed 11]
 """
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from market_abm import MarketModel  # noqa: E402
 from market_abm.impulse import impulse_response  # noqa: E402
-from market_abm.io import write_table  # noqa: E402
+from market_abm.io import write_json, write_table  # noqa: E402
 
 # A small economy for smoke runs: 5 prices, exploration gone after ~10^4 periods, short reviews.
 QUICK = {"scenario_params": {"n_prices": 5, "review_every": 1000, "observed_periods": 50, "max_periods": 60_000},
@@ -134,8 +134,10 @@ def main(argv=None):
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results = run_all(args)
-    for label, (model, _) in results.items():
-        model.steps_frame().to_parquet(args.out / f"steps_{label.replace(', ', '_').replace(' ', '_')}.parquet")
+    for label, (model, summary) in results.items():
+        name = label.replace(", ", "_").replace(" ", "_")
+        model.steps_frame().to_parquet(args.out / f"steps_{name}.parquet")
+        write_json(summary, args.out / f"summary_{name}.json")
     response = impulse_response(results["duopolies, laissez-faire"][0])
     response.to_csv(args.out / "impulse_response.csv", index=False)
     degrees = by_rivals(results["linked markets, laissez-faire"][0])

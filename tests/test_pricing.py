@@ -304,7 +304,7 @@ def test_compiled_periods_give_exactly_the_data_of_the_staged_step(graph, n, mec
 
 
 def test_sessions_on_two_threads_give_the_same_data():
-    from market_abm.continuing import CompiledPeriods
+    from market_abm.compiled_pricing import CompiledPeriods
 
     one, two = pricing(32, mechanism="two_phase", rng=2), pricing(32, mechanism="two_phase", rng=2)
     one.compiled_periods = CompiledPeriods(one.env, one.learner, threads=1)
