@@ -4,15 +4,11 @@ Within a review period nothing outside the population needs to see each period a
 offers stand until the review ends), so `MarketModel` advances the whole review period of a pricing
 market with Calvano's learners in one call: session by session, each for all of the periods, with
 the very stages of `step()` (the same per-agent arithmetic, the same draws in the same order, the
-same books), keeping the public record of the observed periods for the institution. Independent
-sessions share nothing, so the second half of them may run on a helper thread. The data are those
-of stepping one period at a time (a test checks it bit for bit).
+same books), keeping the public record of the observed periods for the institution. The data are
+those of stepping one period at a time (a test checks it bit for bit).
 """
 
 from __future__ import annotations
-
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,57 +17,21 @@ from market_abm.core.calvano import CalvanoQ, choose_price, exploration_rate, le
 from market_abm.core.compiled import compiled
 from market_abm.environments.pricing import PricingEnv, firm_outcome
 
-SHARED_MIN = 64  # agents below which a helper thread costs more than it saves
 LOCAL_VALUES = 1 << 16  # a session with at most this many action values is advanced on a gathered copy
-
-
-def usable_cores():
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-_helper = None
-
-
-def helper_thread():
-    """The one helper thread advancing sessions (started on first use, and again in a forked child)."""
-    global _helper
-    if _helper is None:
-        _helper = ThreadPoolExecutor(1, thread_name_prefix="market-abm-periods")
-    return _helper
-
-
-def _forget_helper():
-    global _helper
-    _helper = None
-
-
-os.register_at_fork(after_in_child=_forget_helper)
 
 
 class CompiledPeriods:
     """The compiled advance of one (environment, learner) pair: pricing markets with Calvano's learner.
 
-    With independent sessions and a second core, a helper thread advances the second half of the
-    sessions while the calling thread advances the first: sessions share nothing, so the data are the
-    same either way (`threads=1` keeps everything on one core).
-
     Attributes:
         order, bounds: the agents sorted by session, and where each session's agents start and end.
-        cut: the first session the helper thread advances (0: no helper).
     """
 
-    def __init__(self, env, learner, threads=None):
+    def __init__(self, env, learner):
         self.env, self.learner = env, learner
         order = np.argsort(env.sessions, kind="stable")
         self.order = order.astype(np.int64)
         self.bounds = np.searchsorted(env.sessions[order], np.arange(env.n_sessions + 1)).astype(np.int64)
-        if threads is None:
-            threads = 2 if env.n_agents >= SHARED_MIN and usable_cores() > 1 else 1
-        # the helper's first session: half-way, where no cache line holds agents of both halves
-        aligned = np.flatnonzero(self.bounds % 8 == 0)
-        middle = int(aligned[np.abs(self.bounds[aligned] - env.n_agents / 2).argmin()])
-        self.cut = middle if threads > 1 and 0 < middle < env.n_sessions else 0
 
     @classmethod
     def for_pair(cls, env, learner):
@@ -89,22 +49,11 @@ class CompiledPeriods:
                   np.empty((observed, n)))  # states, actions, next states, external rewards, transfers, quantities
         totals = model.review
         model.states = model.states.copy()  # moved on in place: the public record keeps the old array
-        shared = (draws, *learner.compiled_state(), *env.market(), env.groups, model.period_offers, model.period_targets,
-                  model.states, actions, profits, surplus, quantities, model.transfers, model.transfers_received,
-                  totals.private, totals.external, totals.transfers)
-        stopped_at, cut = model.session_stopped_at, self.cut
-        if cut:
-            counts = np.zeros_like(totals.action_counts), np.zeros_like(totals.on_target)
-            helper = helper_thread().submit(advance_sessions, self.order, self.bounds[cut:], *shared, *counts,
-                                            stopped_at[cut:], observed_from, *record)
-            advance_sessions(self.order, self.bounds[:cut + 1], *shared, totals.action_counts, totals.on_target,
-                             stopped_at[:cut + 1], observed_from, *record)
-            helper.result()
-            totals.action_counts += counts[0]
-            totals.on_target += counts[1]
-        else:
-            advance_sessions(self.order, self.bounds, *shared, totals.action_counts, totals.on_target, stopped_at,
-                             observed_from, *record)
+        advance_sessions(self.order, self.bounds, draws, *learner.compiled_state(), *env.market(), env.groups,
+                         model.period_offers, model.period_targets, model.states, actions, profits, surplus,
+                         quantities, model.transfers, model.transfers_received, totals.private, totals.external,
+                         totals.transfers, totals.action_counts, totals.on_target, model.session_stopped_at,
+                         observed_from, *record)
         learner.learned(periods)
         env.quantities = quantities
         model.actions, model.private_rewards, model.external_rewards = actions, profits, surplus

@@ -216,6 +216,7 @@ def test_two_firm_cliques_match_plain_calvano_q_learning_draw_for_draw():
     q, state, stopped_at, prices = calvano_duopolies(profits, env.learner_priors()["prior_payoff"], periods,
                                                      np.random.default_rng(0), beta=2e-3, convergence=400)
     assert np.array_equal(learner.q[0], q) and np.array_equal(model.states, state)
+    assert np.array_equal(learner.greedy, q.argmax(axis=1))  # the greedy actions kept up to date
     assert np.array_equal(model.session_stopped_at, stopped_at) and (stopped_at > 0).any()
     assert np.array_equal(model.actions, prices[-1])
 
@@ -301,21 +302,6 @@ def test_compiled_periods_give_exactly_the_data_of_the_staged_step(graph, n, mec
     for name in ("actions", "private_rewards", "external_rewards", "transfers", "transfers_received"):
         assert np.array_equal(getattr(fast, name), getattr(staged, name)), name
     assert fast.mechanism.summary() == staged.mechanism.summary()
-
-
-def test_sessions_on_two_threads_give_the_same_data():
-    from market_abm.compiled_pricing import CompiledPeriods
-
-    one, two = pricing(32, mechanism="two_phase", rng=2), pricing(32, mechanism="two_phase", rng=2)
-    one.compiled_periods = CompiledPeriods(one.env, one.learner, threads=1)
-    two.compiled_periods = CompiledPeriods(two.env, two.learner, threads=2)
-    assert one.compiled_periods.cut == 0 and two.compiled_periods.cut == 8  # from agent 16: cache-line aligned
-    for model in (one, two):
-        model.run_steps(6000)
-    pd.testing.assert_frame_equal(one.steps_frame(), two.steps_frame(), check_exact=True)
-    assert np.array_equal(one.learner.q, two.learner.q)
-    assert np.array_equal(one.session_stopped_at, two.session_stopped_at)
-    assert one.mechanism.summary() == two.mechanism.summary()
 
 
 def test_one_seed_one_run_and_data_per_review_period():

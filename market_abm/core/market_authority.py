@@ -200,7 +200,8 @@ class MarketAuthority(Mechanism):
     def summary(self):
         fit = {} if self.demand is None else {"fitted_quality_gap": self.demand.quality, "fitted_mu": self.demand.mu}
         return {
-            "authority": "market_authority", "target_price": float(self.prices[self.target]) if self.target >= 0 else None,
+            "authority": "market_authority",
+            "target_price": float(self.prices[self.target]) if self.target >= 0 else None,
             "rebate_estimate": self.estimate, "rebate_posted": self.rebate, "rebate_raises": self.raises,
             "rebate_at_ceiling": self.at_ceiling, "phase1_episodes": self.phase1_episodes,
             "observed_target_share": self.shares[-1] if self.shares else None, **fit,

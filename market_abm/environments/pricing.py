@@ -70,7 +70,7 @@ class PricingParams:
     max_periods: int = 4_000_000
 
     def __post_init__(self):
-        self.demand  # checks quality, outside_quality and mu
+        LogitDemand(self.quality, self.outside_quality, self.mu)  # checks them
         check_number("marginal_cost", self.marginal_cost)
         check_int("n_prices", self.n_prices, low=2, high=2**15 - 1)
         check_number("grid_extension", self.grid_extension, low=0.0)
@@ -128,7 +128,8 @@ class PricingEnv(NetworkEnv):
         self.quantities = np.zeros(self.n_agents)
         self.action_names = [f"p={price:.3f}" for price in self.grid]
         self.state_names = [f"own {self.grid[s // m]:.3f}, rivals {self.grid[s % m]:.3f}" for s in range(m * m)]
-        nash, monopoly = zip(*(self.demand.benchmark_profits(p.marginal_cost, k) for k in range(1, self.market_size.max() + 1)))
+        sizes = range(1, self.market_size.max() + 1)
+        nash, monopoly = zip(*(self.demand.benchmark_profits(p.marginal_cost, k) for k in sizes))
         self.nash_profit, self.monopoly_profit = np.array(nash)[self.rivals], np.array(monopoly)[self.rivals]
 
     # --- the market ---------------------------------------------------------------------------
@@ -157,7 +158,8 @@ class PricingEnv(NetworkEnv):
 
     def step(self, actions, rng):
         """One period at prices `actions (N,)`: deterministic, so no draws are taken."""
-        next_states, profits, surplus = np.empty(self.n_agents, np.int64), np.empty(self.n_agents), np.empty(self.n_agents)
+        n = self.n_agents
+        next_states, profits, surplus = np.empty(n, np.int64), np.empty(n), np.empty(n)
         self.quantities = np.empty(self.n_agents)
         market_period(self.everyone, actions, *self.market(), next_states, profits, surplus, self.quantities)
         self.states = next_states
