@@ -18,6 +18,7 @@ from market_abm.core.compiled import compiled
 from market_abm.environments.pricing import PricingEnv, firm_outcome
 
 LOCAL_VALUES = 1 << 16  # a session with at most this many action values is advanced on a gathered copy
+REPLAY_PATH = 1024  # periods a stopped session's greedy play is followed, at most, to find its cycle
 
 
 class CompiledPeriods:
@@ -25,10 +26,11 @@ class CompiledPeriods:
 
     Attributes:
         order, bounds: the agents sorted by session, and where each session's agents start and end.
+        replay_path: periods a stopped session's play is followed, at most, to find the cycle it replays.
     """
 
-    def __init__(self, env, learner):
-        self.env, self.learner = env, learner
+    def __init__(self, env, learner, replay_path=REPLAY_PATH):
+        self.env, self.learner, self.replay_path = env, learner, replay_path
         order = np.argsort(env.sessions, kind="stable")
         self.order = order.astype(np.int64)
         self.bounds = np.searchsorted(env.sessions[order], np.arange(env.n_sessions + 1)).astype(np.int64)
@@ -53,7 +55,7 @@ class CompiledPeriods:
                          model.period_offers, model.period_targets, model.states, actions, profits, surplus,
                          quantities, model.transfers, model.transfers_received, totals.private, totals.external,
                          totals.transfers, totals.action_counts, totals.on_target, model.session_stopped_at,
-                         observed_from, *record)
+                         observed_from, *record, self.replay_path)
         learner.learned(periods)
         env.quantities = quantities
         model.actions, model.private_rewards, model.external_rewards = actions, profits, surplus
@@ -68,7 +70,7 @@ def advance_sessions(order, bounds, draws, q, greedy, last_change, stopped, alph
                      states, actions, profits, surplus, quantities, transfers, received, private_total,
                      external_total, paid_total, action_counts, on_target, stopped_at, observed_from,
                      observed_states, observed_actions, observed_next, observed_external, observed_paid,
-                     observed_sold):
+                     observed_sold, replay_path):
     """`draws.shape[0]` periods of every session (agents `order[bounds[c]:bounds[c + 1]]`), one
     session after the other: see `advance_session`. Afterwards `actions`, `profits`, `surplus`,
     `quantities` and `transfers (N,)` hold the last period's, and the `observed_*` arrays `(T, N)`
@@ -84,7 +86,7 @@ def advance_sessions(order, bounds, draws, q, greedy, last_change, stopped, alph
                         offers, paying, targets, states, actions, profits, surplus, quantities, transfers, received,
                         private_total, external_total, paid_total, action_counts, on_target, stopped_at[c:c + 1],
                         observed_from, observed_states, observed_actions, observed_next, observed_external,
-                        observed_paid, observed_sold)
+                        observed_paid, observed_sold, replay_path)
 
 
 @compiled
@@ -92,7 +94,7 @@ def advance_session(agents, draws, eps, q, greedy, last_change, stopped, alpha, 
                     indptr, indices, weights, markups, mu, n_prices, pairs, groups, offers, paying, targets, states,
                     actions, profits, surplus, quantities, transfers, received, private_total, external_total,
                     paid_total, action_counts, on_target, stopped_at, observed_from, observed_states,
-                    observed_actions, observed_next, observed_external, observed_paid, observed_sold):
+                    observed_actions, observed_next, observed_external, observed_paid, observed_sold, replay_path):
     """`draws.shape[0]` periods of one session, its `agents`: Calvano's learners act on their `draws`
     (exploring with probability `eps[t]`), the logit market clears, the posted `offers (G, S, A)`
     are paid and booked (nothing to pay or book when no offer is posted: `paying` False), the learners
@@ -117,7 +119,16 @@ def advance_session(agents, draws, eps, q, greedy, last_change, stopped, alpha, 
         paired = paired and indptr[agents[k] + 1] - indptr[agents[k]] == 1
         changed = max(changed, last_change[agents[k]])
     last = draws.shape[0] - 1
+    replaying = gathered
     for t in range(draws.shape[0]):
+        if replaying and stopped_at[0] >= 0 and replay_stopped(
+                agents, columns, session_greedy, t, draws.shape[0], indptr, indices, weights, markups, mu, n_prices,
+                pairs, paired, groups, offers, paying, targets, states, actions, profits, surplus, quantities,
+                transfers, received, private_total, external_total, paid_total, action_counts, on_target,
+                observed_from, observed_states, observed_actions, observed_next, observed_external, observed_paid,
+                observed_sold, replay_path):
+            break  # a stopped session plays on greedily: its cycle was replayed to the end
+        replaying = replaying and stopped_at[0] < 0  # one try per call
         period = first_period + t
         for k in range(size):
             i = agents[k]
@@ -159,3 +170,81 @@ def advance_session(agents, draws, eps, q, greedy, last_change, stopped, alpha, 
         for k in range(size):
             q[:, :, agents[k]] = session_q[:, :, k]
             greedy[:, agents[k]] = session_greedy[:, k]
+
+
+@compiled
+def replay_stopped(agents, columns, greedy, start, end, indptr, indices, weights, markups, mu, n_prices, pairs,
+                   paired, groups, offers, paying, targets, states, actions, profits, surplus, quantities,
+                   transfers, received, private_total, external_total, paid_total, action_counts, on_target,
+                   observed_from, observed_states, observed_actions, observed_next, observed_external,
+                   observed_paid, observed_sold, replay_path):
+    """Periods `start..end - 1` of a stopped session, its `agents`, in the books and record exactly as
+    `advance_session` would write them period by period. Its agents play their `greedy (S, k)`
+    policies and learn no more, so its joint state follows a path that enters a cycle: the path is
+    played once, until a joint state repeats or the periods run out, then read off for each period.
+    Returns False, having written nothing, when the path runs `replay_path` periods without repeating."""
+    size, periods = agents.shape[0], end - start
+    steps = min(periods, replay_path)
+    path_states = np.empty((steps, size), np.int64)
+    path_actions, path_next = np.empty((steps, size), np.int64), np.empty((steps, size), np.int64)
+    path_profit, path_share = np.empty((steps, size)), np.empty((steps, size))
+    path_sold, path_paid = np.empty((steps, size)), np.empty((steps, size))
+    path_target = np.empty((steps, size), np.int64)
+    current = np.empty(size, np.int64)
+    for k in range(size):
+        current[k] = states[agents[k]]
+    length, cycle_start, found = steps, 0, False
+    for u in range(steps):
+        path_states[u] = current
+        for k in range(size):
+            actions[agents[k]] = greedy[current[k], columns[k]]
+        for k in range(size):
+            i = agents[k]
+            if paired:
+                next_state = actions[i] * n_prices + actions[indices[indptr[i]]]
+                profit, share, sold = pairs[next_state, 0], pairs[next_state, 1], pairs[next_state, 2]
+            else:
+                next_state, profit, share, sold = firm_outcome(i, actions, indptr, indices, weights, markups, mu,
+                                                               n_prices)
+            s, a, g = current[k], actions[i], groups[i]
+            path_actions[u, k], path_next[u, k] = a, next_state
+            path_profit[u, k], path_share[u, k], path_sold[u, k] = profit, share, sold
+            path_paid[u, k] = offers[g, s, a] if paying else 0.0
+            path_target[u, k] = targets[g, s] == a
+        for k in range(size):
+            current[k] = path_next[u, k]
+        for v in range(u + 1):
+            same = True
+            for k in range(size):
+                same = same and path_states[v, k] == current[k]
+            if same:
+                length, cycle_start, found = u + 1, v, True
+                break
+        if found:
+            break
+    if not found and steps < periods:
+        return False
+    cycle = length - cycle_start  # read only past the path's end, which a found cycle makes possible
+    for t in range(periods):
+        u = t if t < length else cycle_start + (t - cycle_start) % cycle
+        for k in range(size):
+            i = agents[k]
+            private_total[i] += path_profit[u, k]
+            external_total[i] += path_share[u, k]
+            action_counts[path_actions[u, k]] += 1
+            on_target[0] += path_target[u, k]
+            if paying:
+                received[i] += path_paid[u, k]
+                paid_total[i] += path_paid[u, k]
+            if start + t >= observed_from:
+                r = start + t - observed_from
+                observed_states[r, i], observed_actions[r, i], observed_next[r, i] = (
+                    path_states[u, k], path_actions[u, k], path_next[u, k])
+                observed_external[r, i], observed_paid[r, i], observed_sold[r, i] = (
+                    path_share[u, k], path_paid[u, k], path_sold[u, k])
+            if t == periods - 1:
+                states[i], actions[i] = path_next[u, k], path_actions[u, k]
+                profits[i], surplus[i], quantities[i], transfers[i] = (
+                    path_profit[u, k], path_share[u, k], path_sold[u, k], path_paid[u, k])
+    return True
+

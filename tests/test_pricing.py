@@ -304,6 +304,23 @@ def test_compiled_periods_give_exactly_the_data_of_the_staged_step(graph, n, mec
     assert fast.mechanism.summary() == staged.mechanism.summary()
 
 
+@pytest.mark.parametrize("replay_path", [1, 1024])
+def test_stopped_sessions_replay_their_cycles_exactly(replay_path):
+    from market_abm.compiled_pricing import CompiledPeriods
+
+    fast, staged = (pricing(12, mechanism="two_phase", rng=6, learner_params={"beta": 2e-3, "convergence_periods": 300})
+                    for _ in range(2))
+    fast.compiled_periods = CompiledPeriods(fast.env, fast.learner, replay_path=replay_path)
+    staged.compiled_periods = None
+    fast.run_steps(9000)
+    staged.run_steps(9000)
+    assert (fast.session_stopped_at > 0).all()  # every session stopped, and replayed (or not) to the end
+    pd.testing.assert_frame_equal(fast.steps_frame(), staged.steps_frame(), check_exact=True)
+    for name in ("states", "actions", "private_rewards", "external_rewards", "transfers", "transfers_received"):
+        assert np.array_equal(getattr(fast, name), getattr(staged, name)), name
+    assert fast.mechanism.summary() == staged.mechanism.summary()
+
+
 def test_one_seed_one_run_and_data_per_review_period():
     runs = [pricing(8, rng=seed) for seed in (5, 5, 6)]
     for model in runs:
