@@ -13,7 +13,7 @@ from pathlib import Path
 
 from market_abm.batch.cli import add_replay, add_sweep
 from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES, takes_scheme
-from market_abm.core.validation import MAX_COUNT, check_keywords, check_seed
+from market_abm.core.validation import MAX_COUNT, check_seed
 from market_abm.environments.graphs import GRAPHS, graph_file
 from market_abm.runner import NETWORK_EPISODES, PAPER_EPISODES
 
@@ -41,10 +41,10 @@ def json_object(text):
 
 
 def add_run(subparsers):
-    from market_abm.environments.registry import SCENARIOS, SESSION_SCENARIOS
+    from market_abm.environments.registry import SCENARIOS
 
     run = subparsers.add_parser("run", help="run one scenario and write its data and summary")
-    run.add_argument("scenario", choices=sorted(SCENARIOS) + sorted(SESSION_SCENARIOS))
+    run.add_argument("scenario", choices=sorted(SCENARIOS))
     run.add_argument("--agents", type=int, help="number of learning agents (default 1, the paper setting; "
                                                 "with --graph-file, the file's nodes)")
     where = run.add_mutually_exclusive_group()
@@ -53,11 +53,14 @@ def add_run(subparsers):
     where.add_argument("--graph-file", type=Path, metavar="PATH", help="an edge-list file (one 'u v' pair per line)")
     run.add_argument("--mechanism", default="two_phase", choices=sorted(MECHANISMS))
     run.add_argument("--scheme", choices=sorted(SCHEMES), help="transfer scheme of the two_phase mechanism (default fine)")
-    run.add_argument("--learner", default="contract_aware", choices=sorted(LEARNERS))
+    run.add_argument("--learner", choices=sorted(LEARNERS),
+                     help="default the scenario's: contract_aware, or calvano_q in a continuing market (pricing)")
     length = run.add_mutually_exclusive_group()
     length.add_argument("--episodes", type=int, help=f"episodes to run (default {PAPER_EPISODES} for one "
-                                                     f"agent, {NETWORK_EPISODES} otherwise)")
-    length.add_argument("--steps", type=int, help="time steps to run instead of whole episodes")
+                                                     f"agent, {NETWORK_EPISODES} otherwise); review periods of a "
+                                                     "continuing market (pricing), which by default runs until its "
+                                                     "learners converge")
+    length.add_argument("--steps", type=int, help="time steps (periods) to run instead of whole episodes")
     run.add_argument("--seed", type=int, required=True)
     run.add_argument("--out", type=Path, required=True, help="output folder (new, or with --overwrite an earlier run's)")
     run.add_argument("--overwrite", action="store_true", help="replace the earlier run in --out, whole")
@@ -71,15 +74,11 @@ def add_run(subparsers):
 
 
 def command_run(args):
-    from market_abm.environments.registry import SESSION_SCENARIOS
     from market_abm.results import check_out, write_run_folder
     from market_abm.runner import simulate
 
     check_counts(args)
-    if args.scenario in SESSION_SCENARIOS:
-        settings = session_settings(args)
-    else:
-        settings = model_settings(args)
+    settings = model_settings(args)
     check_out(args.out, args.overwrite)
     tables, summary = simulate(settings, args.seed, progress=not args.quiet)
     write_run_folder(args.out, tables, summary, args.overwrite)
@@ -118,22 +117,9 @@ def model_settings(args):
     return settings
 
 
-def session_settings(args):
-    """The settings of a scenario with its own session engine (pricing): `--agents` firms per market (by
-    default the scenario's), at most `--steps` periods."""
-    from market_abm.environments.registry import SESSION_SCENARIOS
-
-    if args.mechanism not in ("none", "two_phase", "oracle"):
-        raise UsageError(f"argument --mechanism: {args.scenario} supports none, two_phase and oracle")
-    check_keywords("scenario_params", args.scenario_params, SESSION_SCENARIOS[args.scenario],
-                   given=("mechanism", "n_agents", "rng", "max_periods", "progress"), owner=args.scenario)
-    return {"scenario": args.scenario, "mechanism": args.mechanism, "n_agents": args.agents,
-            "steps": args.steps, "scenario_params": args.scenario_params}
-
-
 def report(summary, out):
-    keys = ("gap_closed", "regret_slope", "regret_decay", "final_welfare", "optimal_welfare",
-            "transfers_per_episode")
+    keys = ("gap_closed", "regret_slope", "regret_decay", "profit_gain", "mean_price", "converged_share",
+            "final_welfare", "optimal_welfare", "transfers_per_episode")
     print(" ".join(f"{k}={summary[k]:.3f}" for k in keys if isinstance(summary.get(k), float)))
     for warning in summary_warnings(summary):
         print(f"market-abm: warning: {warning}", file=sys.stderr)

@@ -3,16 +3,30 @@ run them on your own learner, mechanism or environment before plugging it in."""
 
 from __future__ import annotations
 
+import inspect
 from types import MappingProxyType
 
 import numpy as np
 
-from market_abm.core import CellEstimates, Learner, PopulationEnv, StepRecord, TabularEnv, TabularMDP, make_learner
+from market_abm.core import (LEARNERS, CellEstimates, Learner, PopulationEnv, StepRecord, TabularEnv, TabularMDP,
+                             make_learner)
+from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import single_node_mdp
+from market_abm.environments.pricing import PricingEnv, PricingParams
 
 
 def learner_api_test(learner, n_agents=7, episodes=3):
-    """A learner (registered name or `Learner` subclass) honours the population contract."""
+    """A learner (registered name or `Learner` subclass) honours the population contract: on an
+    episodic market unless it learns continuing markets only (`episodic = False`), and on a continuing
+    one if it takes a `discount`."""
+    factory = LEARNERS.get(learner, learner)
+    if getattr(factory, "episodic", True):
+        episodic_learner_test(learner, n_agents, episodes)
+    if "discount" in inspect.signature(factory).parameters:
+        continuing_learner_test(learner, n_agents - n_agents % 2 or 2, periods=episodes * 20)
+
+
+def episodic_learner_test(learner, n_agents, episodes):
     env = TabularEnv(single_node_mdp(), n_agents)
     rng = np.random.default_rng(0)
     population = make_learner(learner, n_agents, env.n_states, env.n_actions, env.horizon, rng)
@@ -20,18 +34,49 @@ def learner_api_test(learner, n_agents=7, episodes=3):
     for _ in range(episodes):
         states = env.reset(rng)
         population.begin_episode(offers, env.groups)
-        probs = population.behaviour_policy()
-        assert probs.shape == (n_agents, env.horizon, env.n_states, env.n_actions), "behaviour_policy shape"
-        assert np.allclose(probs.sum(axis=-1), 1.0) and probs.min() >= 0, "behaviour_policy probabilities"
+        check_policies(population, env)
         for h in range(env.horizon):
             actions = population.act(h, states)
-            assert actions.shape == (n_agents,) and np.issubdtype(actions.dtype, np.integer), "act shape/dtype"
-            assert actions.min() >= 0 and actions.max() < env.n_actions, "act range"
+            check_actions(actions, env)
             next_states, private, external = env.step(actions, rng)
             population.update(h, states, actions, private, offers[env.groups, h, states, actions], next_states)
             states = next_states
+    check_policies(population, env)
+
+
+def continuing_learner_test(learner, n_agents, periods):
+    """On a continuing market (pricing duopolies): built with `horizon=1` and the market's discount,
+    it acts and learns across periods without episodes; a convergence rule, if any, is per agent."""
+    env = PricingEnv(make_topology("cliques", n_agents, np.random.default_rng(0)), PricingParams(n_prices=3))
+    rng = np.random.default_rng(0)
+    population = make_learner(learner, n_agents, env.n_states, env.n_actions, 1, rng, discount=env.discount,
+                              priors=env.learner_priors())
+    offers = np.zeros((env.n_groups, 1, env.n_states, env.n_actions))
+    states = env.reset(rng)
+    population.begin_episode(offers, env.groups)
+    for _ in range(periods):
+        actions = population.act(0, states)
+        check_actions(actions, env)
+        next_states, private, external = env.step(actions, rng)
+        population.update(0, states, actions, private, offers[env.groups, 0, states, actions], next_states)
+        states = next_states
+    check_policies(population, env)
+    converged = population.converged()
+    assert converged is None or (converged.shape == (n_agents,) and converged.dtype == bool), "converged"
+
+
+def check_actions(actions, env):
+    assert actions.shape == (env.n_agents,) and np.issubdtype(actions.dtype, np.integer), "act shape/dtype"
+    assert actions.min() >= 0 and actions.max() < env.n_actions, "act range"
+
+
+def check_policies(population, env):
+    shape = (env.n_agents, env.horizon, env.n_states)
+    probs = population.behaviour_policy()
+    assert probs.shape == shape + (env.n_actions,), "behaviour_policy shape"
+    assert np.allclose(probs.sum(axis=-1), 1.0) and probs.min() >= 0, "behaviour_policy probabilities"
     greedy = population.greedy_policy()
-    assert greedy.shape == (n_agents, env.horizon, env.n_states), "greedy_policy shape"
+    assert greedy.shape == shape, "greedy_policy shape"
     assert greedy.min() >= 0 and greedy.max() < env.n_actions, "greedy_policy range"
 
 

@@ -50,21 +50,24 @@ def check_model_size(learner, n_agents, n_groups, n_states, n_actions, horizon, 
 
 
 def check_environment_size(learner, env, placed):
-    """`check_model_size` for a scenario's environment on its graph."""
+    """`check_model_size` for a scenario's environment on its graph (a scenario may name its own
+    `size_fields`, the parameters that set its states, actions and steps)."""
     from market_abm.environments.registry import SIZE_FIELDS
 
     links = env.topology.adjacency.nnz // 2
     check_model_size(learner, env.n_agents, env.n_groups, env.n_states, env.n_actions, env.horizon, links,
-                     placed, SIZE_FIELDS)
+                     placed, getattr(env, "size_fields", SIZE_FIELDS))
 
 
 def check_run_length(model, name, steps):
     """Refuse a run of `steps` steps whose collected data would not fit in memory (`name` is the field
     that set its length): every model-level reporter, every episode's record and agent snapshots."""
     env = model.env
-    episodes = steps // env.horizon + 1
+    # a continuing market collects once per review period, and snapshots every so many reviews
+    episodes = steps // (env.review_every if model.continuing else env.horizon) + 1
+    collected = episodes if model.continuing else steps
     per_step = COLLECTED_BYTES * len(model.datacollector.model_reporters)
     per_episode = COLLECTED_BYTES * 8 + (8 * env.n_agents if env.welfare_is_exact else 0)
-    snapshots = steps // model.agent_snapshot_every if model.agent_snapshot_every else 0
-    needed = steps * per_step + episodes * per_episode + snapshots * env.n_agents * 40
+    snapshots = collected // model.agent_snapshot_every if model.agent_snapshot_every else 0
+    needed = collected * per_step + episodes * per_episode + snapshots * env.n_agents * 40
     check_memory(name, needed, f"the data collected over {steps} steps")

@@ -3,7 +3,8 @@
 Each step runs in stages: the institution posts transfers (at the start of an episode), agents act,
 the externality propagates, payoffs and transfers settle, agents learn, the institution records
 what it saw, and the DataCollector collects. One agent on a one-node graph is the paper's single
-principal / single agent setting; a user's own `TabularMDP` runs through the same path.
+principal / single agent setting; a user's own `TabularMDP` runs through the same path. A
+continuing market (pricing) has review periods instead of episodes (see `continuing`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import pandas as pd
 from mesa.discrete_space import Network
 
 from market_abm.agents import LearningAgent, Principal
+from market_abm.continuing import ContinuingMarket
 from market_abm.core import StepRecord, TabularEnv, TabularMDP, make_learner, make_mechanism
+from market_abm.core.baselines import LaissezFaire
 from market_abm.core.settlement import settle_step
 from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
 from market_abm.environments.registry import make_environment
@@ -50,23 +53,26 @@ def check_custom_mdp(mdp, graph_params, scenario_params, shared_principal):
             raise ValueError(f"{name}: a custom mdp has no graph or scenario, so takes no {name}")
 
 
-class MarketModel(mesa.Model):
+class MarketModel(ContinuingMarket, mesa.Model):
     """A population of learners, the institution that steers them, and the metrics of how well it does.
 
     Attributes:
         env: the population environment (scenario dynamics on the graph).
         learner: the population's learner (arrays indexed by agent).
-        mechanism: the model-level institution posting transfers, built from the principal's view.
+        mechanism: the model-level institution posting transfers, built from the principal's view (a
+            scenario may specialise a registered mechanism: `env.mechanisms` maps the name to its class).
         offers: the transfers posted for the current episode `(G, H, S, A)`.
         benchmarks: optimal and laissez-faire welfare per agent per episode, and the benchmark used.
         states, actions, private_rewards, external_rewards, transfers: this step's arrays `(N,)`.
         episode: episodes completed; `cumulative_regret` of welfare per agent.
+        continuing: the market has review periods instead of episodes (welfare and regret are then
+            per agent per period, and `episode` counts review periods).
         expected_welfare, agent_regret: this episode's exact expected welfare and agent regret per
             agent (against the best response to the offers posted), where the model is exact (else NaN).
     """
 
     def __init__(self, scenario="pollution", n_agents=1, graph="watts_strogatz", mechanism="two_phase",
-                 scheme="fine", learner="contract_aware", mdp=None, rng=None, graph_params=None,
+                 scheme="fine", learner=None, mdp=None, rng=None, graph_params=None,
                  scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
                  agent_snapshot_every=0, shared_principal=False):
         rng, n_agents = check_seed("rng", rng), check_int("n_agents", n_agents, low=1)
@@ -80,23 +86,35 @@ class MarketModel(mesa.Model):
         agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
         check_custom_mdp(mdp, graph_params, scenario_params, shared_principal)
         super().__init__(rng=rng)
+        self.arguments = {"scenario": scenario, "n_agents": n_agents, "graph": graph, "scheme": scheme,
+                          "learner": learner, "mdp": mdp, "graph_params": graph_params,
+                          "scenario_params": scenario_params, "learner_params": learner_params,
+                          "shared_principal": shared_principal}
+        self.seed_argument = rng if isinstance(rng, (int, np.integer)) else self._rng  # an int, or the state
         self.scenario_name = "custom" if mdp is not None else scenario
         if mdp is not None:
+            learner = TabularEnv.default_learner if learner is None else learner
             check_model_size(learner, n_agents, 1 if shared_principal else n_agents, mdp.n_states, mdp.n_actions,
                              mdp.horizon)
             self.env = TabularEnv(mdp, n_agents, shared_principal)
         else:
             self.env = make_environment(scenario, n_agents, graph, self.rng.spawn(1)[0], graph_params, scenario_params)
+            learner = self.env.default_learner if learner is None else learner
             check_environment_size(learner, self.env, placed=self.env.n_agents <= MESA_SPACE_LIMIT)
         env = self.env
         self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
                          "graph": os.fspath(graph) if mdp is None and isinstance(graph, (str, os.PathLike)) else None,
                          "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
                          "scheme": scheme}
-        self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon,
-                                    self.rng, scenario_payoff_range=env.payoff_range(), **learner_params)
+        self.continuing = env.discount is not None
+        if self.continuing and "discount" in learner_params:
+            raise ValueError("learner_params: the discount is the market's (set scenario_params.discount)")
+        self.learner = make_learner(learner, env.n_agents, env.n_states, env.n_actions, env.horizon, self.rng,
+                                    scenario_payoff_range=env.payoff_range(), discount=env.discount,
+                                    priors=env.learner_priors(), **learner_params)
         self.settings["learner"] = self.learner.name
-        self.mechanism = make_mechanism(mechanism, env.principal_view(), scheme, exact=env.local_mdp(),
+        institution = env.mechanisms.get(mechanism, mechanism) if isinstance(mechanism, str) else mechanism
+        self.mechanism = make_mechanism(institution, env.principal_view(), scheme, exact=env.local_mdp(),
                                         **mechanism_params)
         if isinstance(benchmark, dict):  # computed before, for this economy
             self.rng.spawn(1)
@@ -126,7 +144,10 @@ class MarketModel(mesa.Model):
         self.agent_snapshot_every = agent_snapshot_every
         self.agent_snapshots = []
         self.place_agents()
-        self.datacollector = mesa.DataCollector(model_reporters=self.model_reporters())
+        if self.continuing:
+            self.setup_continuing()
+        reporters = self.continuing_reporters() if self.continuing else self.model_reporters()
+        self.datacollector = mesa.DataCollector(model_reporters=reporters)
 
     # --- set-up ---------------------------------------------------------------------------
     def place_agents(self):
@@ -170,7 +191,10 @@ class MarketModel(mesa.Model):
 
     # --- one step -------------------------------------------------------------------------------
     def step(self):
-        """Advance every agent by one time step."""
+        """Advance every agent by one time step (in a continuing market, one period)."""
+        if self.continuing:
+            self.step_period()
+            return
         env, h = self.env, self.h
         self.step_episode, self.step_h = self.episode, h
         if not self.episode_open:
@@ -196,7 +220,11 @@ class MarketModel(mesa.Model):
                                      self.private_rewards.copy(), self.transfers.copy()))
 
     def begin_episode(self):
-        """Reset the local states, post the institution's transfers and let learners plan on them."""
+        """Reset the local states, post the institution's transfers and let learners plan on them (in a
+        continuing market: begin a review period, see `begin_review`)."""
+        if self.continuing:
+            self.begin_review()
+            return
         self.states = self.env.reset(self.rng)
         self.offers = self.mechanism.post_offers()
         self.learner.begin_episode(self.offers, self.env.groups)
@@ -241,15 +269,24 @@ class MarketModel(mesa.Model):
 
     # --- running and results -----------------------------------------------------------------
     def run_episodes(self, episodes, progress=False):
-        """Advance `episodes` whole episodes (with a progress bar if asked)."""
-        episodes = check_int("episodes", episodes, low=0, high=MAX_COUNT // self.env.horizon)
-        check_run_length(self, "episodes", episodes * self.env.horizon - self.h)
-        self.run_steps(episodes * self.env.horizon - self.h, progress)
+        """Advance `episodes` whole episodes (review periods in a continuing market; with a progress bar
+        if asked)."""
+        length = self.env.review_every if self.continuing else self.env.horizon
+        done = self.review.periods if self.continuing else self.h
+        episodes = check_int("episodes", episodes, low=0, high=MAX_COUNT // length)
+        check_run_length(self, "episodes", episodes * length - done)
+        if self.continuing:
+            self.run_periods(episodes * length - done, progress)
+            return
+        self.run_steps(episodes * length - done, progress)
 
     def run_steps(self, steps, progress=False):
-        """Advance `steps` time steps (with a progress bar if asked)."""
+        """Advance `steps` time steps (periods in a continuing market; with a progress bar if asked)."""
         steps = check_int("steps", steps, low=0, high=MAX_COUNT)
         check_run_length(self, "steps", steps)
+        if self.continuing:
+            self.run_periods(steps, progress)
+            return
         steps = range(steps)
         if progress:
             from tqdm.auto import tqdm
@@ -270,9 +307,11 @@ class MarketModel(mesa.Model):
         return frame
 
     def steps_frame(self):
-        """One row per step: the DataCollector's model-level reporters."""
+        """One row per step (per review period in a continuing market, whose `period` column counts the
+        periods): the DataCollector's model-level reporters."""
         frame = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-        frame.insert(0, "step", np.arange(1, len(frame) + 1))
+        if not self.continuing:
+            frame.insert(0, "step", np.arange(1, len(frame) + 1))
         return frame
 
     def agents_frame(self):
@@ -287,7 +326,11 @@ class MarketModel(mesa.Model):
 
     def summary(self):
         """The figures of `summary.json`: welfare benchmarks, gap closed, regret and its slope, transfers."""
+        if self.continuing:
+            self.measure_laissez_faire()
         out = summarise(self.episodes_frame(), self.benchmarks)
+        if self.continuing:
+            out.update(self.converged_figures())
         out.update(self.mechanism.summary())
         out.update(self.env.summary_extras(self))
         out.update(self.estimate_figures())
@@ -300,3 +343,28 @@ class MarketModel(mesa.Model):
         `metrics.estimate_figures`; the errors only where the exact local model is known)."""
         estimates = self.mechanism.estimates()
         return {} if estimates is None else estimate_figures(estimates, self.env.local_mdp())
+
+    def measure_laissez_faire(self, progress=False):
+        """A continuing market's laissez-faire benchmark, the welfare its learners reach without offers:
+        this run's own final welfare without an institution, else that of a twin run without offers
+        (same market, learners and seed, run the same way). Measured once."""
+        if not np.isnan(self.benchmarks["laissez_faire_welfare"]) or self.benchmarks["benchmark"] == "none" \
+                or self.last_review is None:
+            return
+        twin = self
+        if not isinstance(self.mechanism, LaissezFaire):
+            twin = MarketModel(**self.arguments, mechanism="none", benchmark=False, rng=self.twin_rng())
+            if self.ran_to_convergence:
+                twin.run_to_convergence(self.convergence_limit, progress)
+            else:
+                twin.run_periods(self.period, progress)
+        self.benchmarks["laissez_faire_welfare"] = twin.last_review.welfare
+        self.benchmarks["laissez_faire"] = self.env.review_figures(twin.last_review)
+
+    def twin_rng(self):
+        """The seed this model was built from (an int, or a fresh generator in the state it started in)."""
+        if isinstance(self.seed_argument, (int, np.integer)):
+            return self.seed_argument
+        generator = np.random.Generator(type(self.rng.bit_generator)())
+        generator.bit_generator.state = self.seed_argument
+        return generator

@@ -1,11 +1,19 @@
-"""Algorithmic pricing: Q-learning firms learn to collude (Calvano et al. 2020); rebates correct them.
+"""Algorithmic pricing: Q-learning firms learn to collude (Calvano et al. 2020); a market authority's
+rebates restore competition; linking the markets on a graph changes how much they collude.
 
-Runs the classic baseline (2 firms, logit demand, 15 prices) under each mechanism and writes to
-`--out`: `algorithmic_pricing.png` (mean price paths with the 10-90% band over sessions, the
-distribution of profit gains over sessions, cumulative welfare regret), `algorithmic_pricing.csv`
-and `.md` (one row per mechanism), and each run's `steps_<mechanism>.parquet`.
+Runs, each to convergence (every session's greedy policies unchanged for 100,000 periods, then one
+review period of converged play): `--agents` firms in independent duopolies (`cliques`) without
+offers and under the two-phase market authority, and `--linked-agents` firms on a small world
+(`watts_strogatz`), each selling in the logit market of itself and its neighbours. Writes to `--out`:
 
-    python scenarios/algorithmic_pricing.py --out results/pricing [--sessions 32] [--seed 0] [--quick]
+- `algorithmic_pricing.png`: mean price per review period, the profit gains of the duopolies after
+  convergence, Calvano's impulse response (after convergence one firm deviates for one period to its
+  one-shot best response; both firms' prices over the next 15 periods), and profit gain against the
+  number of rivals in the linked markets;
+- `algorithmic_pricing.csv` and `.md`: one row per run; `profit_gain_by_rivals.csv` and `.md`;
+  `impulse_response.csv`; each run's `steps_<run>.parquet` and `summary_<run>.json`.
+
+    python scenarios/algorithmic_pricing.py --out results/pricing [--agents 400] [--linked-agents 100] [--seed 11]
 """
 
 from __future__ import annotations
@@ -22,116 +30,120 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from market_abm.io import write_table  # noqa: E402
-from market_abm.environments.pricing import run_pricing  # noqa: E402
+from market_abm import MarketModel  # noqa: E402
+from market_abm.impulse import impulse_response  # noqa: E402
+from market_abm.io import write_json, write_table  # noqa: E402
 
-# A small economy for smoke runs: 5 prices, exploration gone after ~10^4 periods.
-QUICK = dict(n_prices=5, exploration_decay=5e-4, convergence_periods=1_000, max_periods=30_000,
-             check_every=500, record_every=1_000, search_levels=3, search_replicates=2)
+# A small economy for smoke runs: 5 prices, exploration gone after ~10^4 periods, short reviews.
+QUICK = {"scenario_params": {"n_prices": 5, "review_every": 1000, "observed_periods": 50, "max_periods": 60_000},
+         "learner_params": {"beta": 5e-4, "convergence_periods": 2000}}
 COLUMNS = {
-    "profit_gain": "profit gain",
-    "profit_gain_sd": "profit gain sd",
-    "mean_price": "mean price",
-    "consumer_surplus": "consumer surplus",
-    "final_welfare": "welfare",
-    "gap_closed": "gap closed",
-    "transfers_per_episode": "rebates per period",
-    "rebate_posted": "rebate per sale",
-    "converged_share": "converged share",
-    "converged_periods": "convergence period",
-    "seconds": "run time (s)",
+    "profit_gain": "profit gain", "mean_price": "mean price", "consumer_surplus": "consumer surplus",
+    "final_welfare": "welfare per firm", "gap_closed": "gap closed", "transfers_per_period": "rebates per firm",
+    "converged_share": "converged share", "converged_periods": "convergence period",
+    "sessions_not_converged": "sessions not converged", "seconds": "run time (s)",
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--sessions", type=int, default=32, help="independent sessions per run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-periods", type=int, default=None, help="cap on periods per batch of sessions")
-    parser.add_argument("--mechanisms", nargs="+", default=["none", "two_phase"], choices=["none", "two_phase", "oracle"])
-    parser.add_argument("--quick", action="store_true", help="smoke run on a small fast economy (not the baseline)")
+    parser.add_argument("--agents", type=int, default=400, help="firms in the independent duopolies")
+    parser.add_argument("--linked-agents", type=int, default=100, help="firms in the linked markets")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--quick", action="store_true", help="smoke run on a small fast economy (not Calvano's)")
     return parser.parse_args(argv)
 
 
+def runs(args):
+    """The runs: label -> MarketModel keyword arguments."""
+    extra = QUICK if args.quick else {}
+    duopolies = {"scenario": "pricing", "n_agents": args.agents, "graph": "cliques", "rng": args.seed, **extra}
+    linked = {**duopolies, "n_agents": args.linked_agents, "graph": "watts_strogatz"}
+    return {"duopolies, laissez-faire": {**duopolies, "mechanism": "none"},
+            "duopolies, two-phase authority": {**duopolies, "mechanism": "two_phase"},
+            "linked markets, laissez-faire": {**linked, "mechanism": "none"}}
+
+
 def run_all(args):
-    """Run every mechanism; returns `{mechanism: (steps, summary)}` with the run time in the summary."""
-    runs = {}
-    for mechanism in tqdm(args.mechanisms, desc="mechanisms", unit="run"):
+    """Run every model to convergence; returns `{label: (model, summary)}`, run time in the summary."""
+    out = {}
+    for label, params in tqdm(runs(args).items(), desc="runs", unit="run"):
         start = time.perf_counter()
-        params = dict(QUICK) if args.quick else {}
-        if args.max_periods is not None:
-            params["max_periods"] = args.max_periods
-        steps, summary = run_pricing(mechanism, sessions=args.sessions, rng=args.seed, **params)
+        model = MarketModel(**params)
+        model.run_to_convergence(progress=True)
+        model.measure_laissez_faire(progress=True)
+        summary = model.summary()
         summary["seconds"] = time.perf_counter() - start
-        summary["profit_gain_sd"] = float(np.std(summary["session_profit_gains"]))
-        runs[mechanism] = (steps, summary)
-    return runs
+        out[label] = (model, summary)
+    return out
 
 
-def results_table(runs):
-    """One row per mechanism with the converged outcomes (all per period per market)."""
-    rows = {mechanism: {label: summary.get(key, 0.0) for key, label in COLUMNS.items()}
-            for mechanism, (_, summary) in runs.items()}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("mechanism")
+def results_table(results):
+    rows = {label: {name: summary.get(key, np.nan) for key, name in COLUMNS.items()}
+            for label, (_, summary) in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")
 
 
-def shade_search(ax, steps):
-    """Grey band over the periods of the mechanism's Phase 1 search rounds."""
-    search = steps[steps["phase"] == "search"]
-    if len(search):
-        start = search["period"].iloc[0] - search["block_periods"].iloc[0]
-        ax.axvspan(start, search["period"].iloc[-1], color="0.9", zorder=0, label="Phase 1 search")
+def by_rivals(model):
+    """Profit gain against the number of rivals (the degree) after convergence."""
+    env = model.env
+    frame = env.profit_gain_by(model.last_review, env.rivals).rename(columns={"label": "rivals"})
+    return frame.set_index("rivals")
 
 
-def plot_price_paths(ax, runs):
-    summary = next(iter(runs.values()))[1]
-    for mechanism, (steps, _) in runs.items():
-        line, = ax.plot(steps["period"], steps["price"], label=mechanism)
-        ax.fill_between(steps["period"], steps["price_q10"], steps["price_q90"], color=line.get_color(), alpha=0.2)
-    if "two_phase" in runs:
-        shade_search(ax, runs["two_phase"][0])
+def plot(results, response, degrees, path):
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.6), constrained_layout=True)
+    prices, gains, impulse, linked = axes
+    summary = next(iter(results.values()))[1]
+    for label, (model, _) in results.items():
+        steps = model.steps_frame()
+        prices.plot(steps["period"], steps["mean_price"], label=label)
     for key, style in (("nash_price", ":"), ("monopoly_price", "--")):
-        ax.axhline(summary[key], color="grey", linestyle=style, label=key.replace("_", " "))
-    ax.set(xlabel="period", ylabel="mean price (10-90% of sessions)", title="Price paths")
-    ax.legend(fontsize="small")
-
-
-def plot_profit_gains(ax, runs):
-    bins = np.linspace(-0.6, 1.1, 35)
-    for mechanism, (_, summary) in runs.items():
-        ax.hist(summary["session_profit_gains"], bins=bins, alpha=0.6, label=mechanism)
-    ax.axvline(0.0, color="grey", linestyle=":", label="Nash")
-    ax.axvline(1.0, color="grey", linestyle="--", label="monopoly")
-    ax.set(xlabel="profit gain Delta", ylabel="sessions", title="Profit gain after convergence")
-    ax.legend(fontsize="small")
-
-
-def plot_regret(ax, runs):
-    for mechanism, (steps, _) in runs.items():
-        ax.plot(steps["period"], steps["cumulative_regret"], label=mechanism)
-    ax.set(xlabel="period", ylabel="cumulative welfare regret (per market)", title="Welfare regret")
-    ax.legend(fontsize="small")
-
-
-def plot(runs, path):
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), constrained_layout=True)
-    plot_price_paths(axes[0], runs)
-    plot_profit_gains(axes[1], runs)
-    plot_regret(axes[2], runs)
-    fig.savefig(path, dpi=120)
+        prices.axhline(summary[key], color="grey", linestyle=style, label=key.replace("_", " ") + " (duopoly)")
+    prices.set(xlabel="period", ylabel="mean price", title="Mean price per review period")
+    prices.legend(fontsize="small")
+    bins = np.linspace(-0.4, 1.1, 31)
+    for label, (model, _) in list(results.items())[:2]:
+        session_gains = model.env.profit_gain_by(model.last_review, model.env.sessions)["profit_gain"]
+        gains.hist(session_gains, bins=bins, alpha=0.6, label=label)
+    gains.axvline(0.0, color="grey", linestyle=":", label="Nash")
+    gains.axvline(1.0, color="grey", linestyle="--", label="monopoly")
+    gains.set(xlabel="profit gain", ylabel="duopolies", title="Profit gain after convergence")
+    gains.legend(fontsize="small")
+    impulse.plot(response["period"], response["deviator_price"], "o-", label="deviating firm")
+    impulse.plot(response["period"], response["rival_price"], "s-", label="rival")
+    impulse.axvline(1, color="grey", linestyle=":", label="one-period deviation")
+    impulse.set(xlabel="period after convergence", ylabel="mean price over duopolies",
+                title="Impulse response: the punishment of a deviation")
+    impulse.legend(fontsize="small")
+    duopoly = results["duopolies, laissez-faire"][1]["profit_gain"]
+    linked.bar(degrees.index.astype(str), degrees["profit_gain"], color="tab:purple", label="linked markets")
+    for rivals, row in degrees.iterrows():
+        linked.annotate(f"{int(row['firms'])} firms", (str(rivals), row["profit_gain"]), ha="center", va="bottom",
+                        fontsize="small")
+    linked.axhline(duopoly, color="tab:blue", linestyle="--", label="independent duopolies")
+    linked.set(xlabel="rivals (neighbours on the small world)", ylabel="profit gain",
+               title="Linked markets: profit gain against degree")
+    linked.legend(fontsize="small")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def main(argv=None):
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    runs = run_all(args)
-    for mechanism, (steps, _) in runs.items():
-        steps.to_parquet(args.out / f"steps_{mechanism}.parquet")
-    table = results_table(runs)
-    plot(runs, args.out / "algorithmic_pricing.png")
-    print(write_table(table, args.out, "algorithmic_pricing"))
+    results = run_all(args)
+    for label, (model, summary) in results.items():
+        name = label.replace(", ", "_").replace(" ", "_")
+        model.steps_frame().to_parquet(args.out / f"steps_{name}.parquet")
+        write_json(summary, args.out / f"summary_{name}.json")
+    response = impulse_response(results["duopolies, laissez-faire"][0])
+    response.to_csv(args.out / "impulse_response.csv", index=False)
+    degrees = by_rivals(results["linked markets, laissez-faire"][0])
+    plot(results, response, degrees, args.out / "algorithmic_pricing.png")
+    print(write_table(results_table(results), args.out, "algorithmic_pricing"))
+    print(write_table(degrees, args.out, "profit_gain_by_rivals"))
 
 
 if __name__ == "__main__":

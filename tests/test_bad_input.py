@@ -123,8 +123,12 @@ CASES = {
                                       "--scenario-params", '{"premium": 0.9}'),
     "pricing with an rng parameter": cli("scenario_params", "run", "pricing", "--out", "out", "--quiet", "--seed",
                                          "0", "--scenario-params", '{"rng": 1}'),
-    "pricing with a Pigouvian tax": cli("--mechanism", "run", "pricing", "--out", "out", "--seed", "0",
+    "pricing with a Pigouvian tax": cli("mechanism", "run", "pricing", "--out", "out", "--seed", "0",
                                         "--mechanism", "pigouvian"),
+    "pricing with a learner of episodes": cli("learner", "run", "pricing", "--out", "out", "--seed", "0",
+                                              "--learner", "contract_aware"),
+    "pricing duopolies of an odd number of firms": cli("n_agents", "run", "pricing", "--out", "out", "--seed", "0",
+                                                        "--agents", "401", "--graph", "cliques"),
     # --out
     "--out is a file": cli("out", "run", "pollution", "--out", "afile", "--seed", "0"),
     "--out under a file": cli("out", "run", "pollution", "--out", "afile/run", "--seed", "0"),

@@ -64,6 +64,36 @@ def test_bad_arguments_exit_2_with_one_line_and_write_nothing(tmp_path, args, ne
     assert not out.exists()
 
 
+PRICING = ["run", "pricing", "--agents", "8", "--graph", "cliques", "--quiet",
+           "--scenario-params", '{"n_prices": 5, "review_every": 1000, "observed_periods": 50, "max_periods": 40000}',
+           "--learner-params", '{"beta": 0.0005, "convergence_periods": 2000}']
+
+
+def test_pricing_runs_to_convergence_through_the_ordinary_writer(tmp_path):
+    out = tmp_path / "pricing"
+    assert main([*PRICING, "--mechanism", "two_phase", "--scheme", "per_action", "--seed", "3", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"episodes.parquet", "steps.parquet", "summary.json", "figure.png"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ran_to_convergence"] and summary["converged_share"] == 1.0
+    assert summary["learner"] == "calvano_q" and summary["scheme"] == "per_action" and summary["graph"] == "cliques"
+    steps = pd.read_parquet(out / "steps.parquet")
+    assert steps["period"].iloc[-1] == summary["periods"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--learner", "contract_aware"], "learner: 'contract_aware' cannot learn a continuing market"),
+    (["--mechanism", "oracle"], "mechanism: 'oracle' needs an exact local model"),
+    (["--graph-params", '{"size": 3}'], "n_agents: must be a multiple of the clique size 3"),
+    (["--scenario-params", '{"review_every": 0}'], "review_every: "),
+])
+def test_pricing_refuses_what_makes_no_sense_in_one_line(tmp_path, args, needle):
+    out = tmp_path / "never"
+    base = PRICING[:-4] if args[0] in ("--scenario-params",) else PRICING
+    result = run_cli(*base, "--seed", "0", "--out", str(out), *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert not out.exists()
 # --- whole folders, --overwrite and replay ---------------------------------------------------------
 
 NETWORK_RUN = ["run", "pollution", "--agents", "4", "--graph", "ring", "--steps", "12", "--quiet"]

@@ -88,12 +88,15 @@ def test_sampled_actions_follow_the_exploration_probabilities_by_inverse_cdf(siz
     assert np.array_equal(actions, expected)
 
 
-@given(sizes, st.booleans())
+@given(sizes, st.booleans(), st.booleans())
 @settings(max_examples=60, deadline=None)
-def test_q_update_moves_each_agent_toward_its_bootstrapped_target(size, optimistic):
+def test_q_update_moves_each_agent_toward_its_bootstrapped_target(size, optimistic, continuing):
+    """Episodic: toward `r + tau + max_b q[h + 1, s', b]`; continuing: toward `r + tau + discount *
+    max_b q[h, s', b]` (one decision table), with the step size `(H + 1) / (H + n)`."""
     n, _, s, a, seed = size
     rng = np.random.default_rng(seed)
     horizon, h, bonus, confidence = 4, 2, 0.3, 5.0
+    ahead, weight = (h, 0.95) if continuing else (h + 1, 1.0)
     q = rng.normal(size=(horizon + 1, s, a, n))
     visits = rng.integers(0, 5, size=(horizon, s, a, n)).astype(np.int32)
     states, actions, next_states = rng.integers(s, size=n), rng.integers(a, size=n), rng.integers(s, size=n)
@@ -101,12 +104,13 @@ def test_q_update_moves_each_agent_toward_its_bootstrapped_target(size, optimist
     expected_q, expected_visits = q.copy(), visits.copy()
     agents = np.arange(n)
     count = visits[h, states, actions, agents] + 1
-    target = rewards + transfers + q[h + 1, next_states, :, agents].max(axis=-1)
+    target = rewards + transfers + weight * q[ahead, next_states, :, agents].max(axis=-1)
     target = target + optimistic * bonus * np.sqrt(confidence / count)
     old = q[h, states, actions, agents]
     expected_q[h, states, actions, agents] = old + (horizon + 1) / (horizon + count) * (target - old)
     expected_visits[h, states, actions, agents] = count
-    q_step(q, visits, h, states, actions, rewards, transfers, next_states, optimistic, bonus, confidence)
+    q_step(q, visits, h, states, actions, rewards, transfers, next_states, optimistic, bonus, confidence, ahead,
+           weight, horizon)
     assert np.allclose(q, expected_q) and np.array_equal(visits, expected_visits)
 
 

@@ -21,7 +21,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:  # the page's helper modules, also when the page is imported by path
     sys.path.insert(0, HERE)
 
-from market_view import MAX_AGENTS, MarketView  # noqa: E402
+from market_view import MAX_AGENTS, SCENARIO_DEFAULT, MarketView  # noqa: E402
 from network_view import NetworkRenderer  # noqa: E402
 
 from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES  # noqa: E402
@@ -43,7 +43,7 @@ model_params = {
     "graph": select("Graph", "watts_strogatz", GRAPHS),
     "mechanism": select("Mechanism", "two_phase", sorted(MECHANISMS)),
     "scheme": select("Transfer scheme", "stationary", sorted(SCHEMES)),
-    "learner": select("Learner", "contract_aware", sorted(LEARNERS)),
+    "learner": select("Learner", SCENARIO_DEFAULT, [SCENARIO_DEFAULT] + sorted(LEARNERS)),
     "seed": {"type": "InputText", "label": "Seed (a whole number >= 0)", "value": "42"},
 }
 
@@ -130,11 +130,19 @@ def Summary(view):
         f"**Gap closed:** {gap_text}  \n"
         f"**Phase:** {PHASES.get(market.phase, market.phase)}  \n"
         f"**Total transfers paid:** {paid:.2f} ({paid / market.env.n_agents:.3f} per agent)  \n"
-        f"**Episodes completed:** {market.episode} ({market.steps} steps, {market.env.horizon} per episode)  \n"
+        f"**{progress(market)}**  \n"
         f"**Model:** {settings['scenario']}, {settings['n_agents']} agents on {settings['graph']}, "
         f"{settings['mechanism']} ({settings['scheme']}), {settings['learner']} learners  \n"
         f"**Benchmark:** {market.benchmarks['benchmark']}"
     )
+
+
+def progress(market):
+    """How far the market has run: episodes and steps, or review periods and periods."""
+    if market.continuing:
+        return (f"Review periods completed: {market.episode} ({market.period} periods, {market.env.review_every} "
+                f"per review; {market.converged_share:.0%} of sessions converged)")
+    return f"Episodes completed: {market.episode} ({market.steps} steps, {market.env.horizon} per episode)"
 
 
 @solara.component

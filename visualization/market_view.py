@@ -13,6 +13,7 @@ from market_abm.core.validation import check_choice, check_int
 from market_abm.model import MarketModel
 
 MAX_AGENTS = 2000  # the welfare benchmark is simulated at set-up: ~6 s for 1000 agents
+SCENARIO_DEFAULT = "scenario default"  # the learner control's choice of the scenario's own learner
 
 
 def read_int(name, text, low, high=None):
@@ -35,7 +36,7 @@ class MarketView(mesa.Model):
     """
 
     def __init__(self, scenario_name="pollution", n_agents="50", graph="watts_strogatz",
-                 mechanism="two_phase", scheme="stationary", learner="contract_aware", seed="42"):
+                 mechanism="two_phase", scheme="stationary", learner=SCENARIO_DEFAULT, seed="42"):
         super().__init__(rng=0)
         self.controls = {"scenario_name": scenario_name, "n_agents": n_agents, "graph": graph,
                          "mechanism": mechanism, "scheme": scheme, "learner": learner, "seed": seed}
@@ -54,13 +55,19 @@ class MarketView(mesa.Model):
         return {
             "scenario": check_choice("scenario", scenario_name, SCENARIOS),
             "n_agents": read_int("n_agents", n_agents, low=1, high=MAX_AGENTS),
-            "graph": graph, "mechanism": mechanism, "scheme": scheme, "learner": learner,
+            "graph": graph, "mechanism": mechanism, "scheme": scheme,
+            "learner": None if learner == SCENARIO_DEFAULT else learner,
             "rng": read_int("seed", seed, low=0),
         }
 
     def step(self):
-        """Advance the market by one time step."""
-        if self.market is not None:
+        """Advance the market by one time step, or a continuing market by one review period (its data
+        are collected per review period)."""
+        if self.market is None:
+            return
+        if self.market.continuing:
+            self.market.run_episodes(1)
+        else:
             self.market.step()
 
     @property

@@ -1,9 +1,10 @@
-"""The network view: agents on their nodes, coloured by local state, shaped by the action just taken,
-and sized and outlined by the transfer just received.
+"""The network view: agents on their nodes, coloured by what the scenario maps (the local state; a
+pricing market's map shows the price each firm charged), shaped by the action just taken, and
+sized and outlined by the transfer just received.
 
 The layout is computed once per graph (cached on its edges) when a model is built, never per step.
 Above `LAYOUT_LIMIT` nodes a layout is too slow to draw, so the view shows the population in
-aggregate instead: agents per local state, split by the action just taken.
+aggregate instead: agents per mapped category, split by the action just taken.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ def node_size(n_nodes):
 
 
 def agent_portrayal(agent):
-    """Fill colour = local state, marker = action just taken, size and outline = transfer received."""
+    """Fill colour = mapped category (local state, or price), marker = action just taken, size and
+    outline = transfer received."""
     market = agent.model
     transfer = agent.last_transfer
     scale = max(float(np.abs(market.offers).max()), 1e-9) if hasattr(market, "offers") else 1.0
     outline = SUBSIDY if transfer > 0 else TAX if transfer < 0 else NOTHING
+    categories, _, _ = market.env.node_values(market.states, market.actions)
     return AgentPortrayalStyle(
-        color=agent.state,
+        color=int(categories[agent.row]),
         marker=ACTION_MARKERS[agent.action % len(ACTION_MARKERS)],
         size=node_size(market.env.n_agents) * (1.0 + 2.0 * min(abs(transfer) / scale, 1.0)),
         edgecolors=outline,
@@ -86,15 +89,17 @@ class AggregateDrawer:
             return ax
         env = market.env
         ax.containers.clear()  # last step's bars (their patches are already removed by the page)
-        counts = np.zeros((env.n_actions, env.n_states))
-        np.add.at(counts, (market.actions, market.states), 1)
-        bottom, bars = np.zeros(env.n_states), []
+        categories, label, names = env.node_values(market.states, market.actions)
+        counts = np.zeros((env.n_actions, len(names)))
+        np.add.at(counts, (market.actions, categories), 1)
+        bottom, bars = np.zeros(len(names)), []
         for a, name in enumerate(env.action_names):
-            bars.append(ax.bar(np.arange(env.n_states), counts[a], bottom=bottom, label=name,
+            bars.append(ax.bar(np.arange(len(names)), counts[a], bottom=bottom, label=name,
                                color=ACTION_COLOURS[a % len(ACTION_COLOURS)]))
             bottom += counts[a]
-        ax.set_xticks(np.arange(env.n_states), env.state_names, rotation=30)
-        ax.set_xlim(-0.6, env.n_states - 0.4)
+        ax.set_xticks(np.arange(len(names)), names, rotation=30)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_xlabel(label)
         ax.set_ylim(0, max(env.n_agents, 1))
         ax.set_ylabel("agents")
         ax.legend(handles=bars, title="action just taken", loc="upper right", fontsize="small")
@@ -120,10 +125,10 @@ class NetworkRenderer(SpaceRenderer):
         self.draws_network = isinstance(self.space_drawer, NetworkSpaceDrawer)
         self.setup_structure(node_kwargs={"node_size": 0}, edge_kwargs={"alpha": 0.35, "style": "-",
                                                                           "edge_color": "grey"})
-        n_states = market.env.n_states if market is not None else 1
-        self.setup_agents(agent_portrayal, cmap=STATE_COLOURS, vmin=0, vmax=max(n_states - 1, 1))
+        n_categories = len(market.env.node_values(market.states, market.actions)[2]) if market is not None else 1
+        self.setup_agents(agent_portrayal, cmap=STATE_COLOURS, vmin=0, vmax=max(n_categories - 1, 1))
         if self.draws_network:
-            self.add_legend(market.env)
+            self.add_legend(market)
         self.render()
 
     def _get_space_drawer(self):
@@ -148,13 +153,15 @@ class NetworkRenderer(SpaceRenderer):
             return self.agent_mesh
         return super().draw_agents(agent_portrayal, **kwargs)
 
-    def add_legend(self, env):
-        """A colour bar for the local state and a key to markers and outlines (drawn once per model)."""
-        ax = self.canvas
-        n = env.n_states
+    def add_legend(self, market):
+        """A colour bar for the mapped category and a key to markers and outlines (drawn once per model)."""
+        ax, env = self.canvas, market.env
+        _, label, names = env.node_values(market.states, market.actions)
+        n = len(names)
         colours = ListedColormap(colormaps[STATE_COLOURS](np.linspace(0, 1, n) if n > 1 else [0.0]))
-        bar = ax.get_figure().colorbar(ScalarMappable(Normalize(-0.5, n - 0.5), colours), ax=ax, shrink=0.8)
-        bar.set_ticks(np.arange(n), labels=env.state_names)
+        bar = ax.get_figure().colorbar(ScalarMappable(Normalize(-0.5, n - 0.5), colours), ax=ax, shrink=0.8,
+                                       label=label)
+        bar.set_ticks(np.arange(n), labels=names)
         handles = [Line2D([], [], marker=ACTION_MARKERS[a % len(ACTION_MARKERS)], linestyle="", color="grey",
                           markersize=8, label=name) for a, name in enumerate(env.action_names)]
         handles += [Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor=SUBSIDY,

@@ -17,6 +17,9 @@ runs (at most `MAX_RUNS` unless the caller raises it, counted before any grid po
 every grid point is built once (without its welfare benchmarks) so that scenario and graph
 parameters, the model's size and its run's data fail here, as a one-line `ValueError` naming the
 field, rather than half-way through a sweep.
+
+The default learner is `contract_aware`; a continuing market (pricing) names one that learns it,
+`learner = "calvano_q"`, and its `steps` are periods (its data come one row per review period).
 """
 
 from __future__ import annotations

@@ -24,11 +24,25 @@ class PopulationEnv:
         subsidised_action: the action a flat subsidy pays for (the socially desirable one).
         principal_knows_model: the principal knows the local dynamics and the external reward, where an
             exact local model exists (it never knows the private reward).
+        discount: the per-step discount of a continuing market (no episodes, `horizon` 1), None for an
+            episodic one; a continuing market's institution reviews its offers every `review_every`
+            steps, sees the public record of the last `observed_periods` steps of each review period,
+            and a run to convergence stops after `max_periods` steps at most.
+        sessions: each agent's independent session `(N,)` (a learner's convergence rule stops whole
+            sessions), or None: the population is one session.
+        mechanisms: the scenario's own specialisation of a registered mechanism, by its registered name
+            (e.g. pricing's market authority for `two_phase`), built through the same contract.
+        default_learner: the learner the scenario runs with unless told otherwise.
     """
 
     name = "environment"
     subsidised_action = 0
     principal_knows_model = True
+    discount = None
+    review_every = observed_periods = max_periods = None
+    sessions = None
+    mechanisms = {}  # the scenario's specialisations of registered mechanisms, by registered name
+    default_learner = "contract_aware"
 
     def __init__(self, n_agents, n_states, n_actions, horizon, groups=None):
         self.n_agents = check_int("n_agents", n_agents, low=1)
@@ -90,10 +104,28 @@ class PopulationEnv:
             n_agents=self.n_agents, n_states=self.n_states, n_actions=self.n_actions, horizon=self.horizon,
             groups=self.groups, n_groups=self.n_groups, action_names=self.action_names,
             state_names=self.state_names, subsidised_action=self.subsidised_action,
-            payoff_range=self.payoff_range(), external_range=self.external_range(), discount=None,
+            payoff_range=self.payoff_range(), external_range=self.external_range(), discount=self.discount,
+            public=self.public_knowledge(),
             transition=None if mdp is None else mdp.transition,
             external_reward=None if mdp is None else mdp.external_reward,
             initial=None if mdp is None else mdp.initial, pigouvian=self.pigouvian_offers())
+
+    def public_knowledge(self):
+        """Further public knowledge of the scenario for the principal's view, by name (default none)."""
+        return {}
+
+    def learner_priors(self):
+        """Prior knowledge the scenario gives learners that take it, by parameter name (default none)."""
+        return {}
+
+    def review_figures(self, totals):
+        """Scenario figures of one review period of a continuing market, from its `ReviewTotals`."""
+        return {}
+
+    def node_values(self, states, actions):
+        """What a map of the agents colours them by: a category per agent `(N,)`, its label and the
+        categories' names; by default the local state."""
+        return states, "local state", self.state_names
 
     def public_observations(self):
         """Further public per-agent observations of the last live step, by name (default none)."""

@@ -11,6 +11,12 @@ for every registered learner):
 
 Contract-aware learners read the posted transfers and plan on them; model-free learners only see
 the payoff `r + tau` after acting. Rewards are in units of per-step payoff.
+
+A continuing market (no episodes, a discount per step) builds its learner with `horizon=1` and
+the keyword `discount`; a learner that takes no `discount` cannot learn one. The model-free
+learners then bootstrap on `discount * max_b Q(s', b)` across steps, and episodes are the
+institution's review periods. A learner with a convergence rule declares it with `converged()`,
+and `stop(agents)` ends the agents' learning (see `core.calvano`).
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ class Learner:
         n_agents, n_states, n_actions, horizon: the problem's sizes.
         episode: number of episodes begun.
         contract_aware: whether the learner reads posted transfers before acting.
+        episodic: whether it learns episodic markets.
     """
 
     name = "learner"
     contract_aware = False
+    episodic = True  # it learns episodic markets (a continuing one if it also takes `discount`)
 
     def __init__(self, n_agents, n_states, n_actions, horizon, rng):
         self.n_agents = check_int("n_agents", n_agents, low=1)
@@ -70,6 +78,13 @@ class Learner:
     def behaviour_policy(self):
         """Action probabilities `(N, H, S, A)` of the policy played in the current episode."""
         return np.eye(self.n_actions)[self.greedy_policy()]
+
+    def converged(self):
+        """Agents that have converged by the learner's own rule `(N,)`, or None for a learner without one."""
+        return None
+
+    def stop(self, agents):
+        """End the learning of the `agents` (a boolean mask `(N,)`); only learners with a convergence rule do."""
 
 
 class ContractAwareLearner(Learner):
@@ -223,13 +238,22 @@ class QLearner(Learner):
     `exploration="boltzmann"`: softmax with temperature `temperature / (1 + k / decay)`.
     `exploration="optimistic"`: greedy on values initialised at `H - h` plus a Hoeffding bonus
     `bonus * sqrt(H^3 log(k + 1) / n)` (Jin et al. 2018).
+
+    With a `discount` (a continuing market, `horizon=1`) the target is `r + tau + discount * max_b
+    Q(s', b)` and `H` above is the effective horizon `1 / (1 - discount)`; episodes are review periods.
     """
 
     name = "q_learning"
 
     def __init__(self, n_agents, n_states, n_actions, horizon, rng, exploration="epsilon",
-                 epsilon=1.0, temperature=0.5, decay=200.0, bonus=0.05):
+                 epsilon=1.0, temperature=0.5, decay=200.0, bonus=0.05, discount=None):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
+        self.discount = None if discount is None else check_number("discount", discount, low=0.0)
+        if self.discount is not None and (self.discount >= 1.0 or self.horizon != 1):
+            raise ValueError(f"discount: a continuing learner needs discount < 1 and horizon 1, got {self.discount}"
+                             f" and {self.horizon}")
+        # steps ahead that matter: the horizon, or the effective horizon of the discount
+        self.span = float(self.horizon) if self.discount is None else 1.0 / (1.0 - self.discount)
         if exploration not in EXPLORATIONS:
             raise ValueError(f"exploration: must be 'epsilon', 'boltzmann' or 'optimistic', got {exploration!r}")
         self.exploration = exploration
@@ -238,7 +262,7 @@ class QLearner(Learner):
         self.decay = check_number("decay", decay, low=0.0, low_open=True)
         self.bonus = check_number("bonus", bonus, low=0.0)
         shape = (self.horizon + 1, self.n_states, self.n_actions, self.n_agents)  # agent last, like every learner
-        steps_left = self.horizon - np.arange(self.horizon + 1)
+        steps_left = self.horizon - np.arange(self.horizon + 1) if self.discount is None else np.array([self.span, 0])
         start = steps_left if exploration == "optimistic" else np.zeros(self.horizon + 1)
         self.q = np.broadcast_to(start[:, None, None, None], shape).astype(float).copy()
         self.visits = resident_zeros((self.horizon, self.n_states, self.n_actions, self.n_agents), np.int32)
@@ -262,9 +286,10 @@ class QLearner(Learner):
         return behaviour_table(rows, *self.exploration_now()).reshape(q.shape)
 
     def update(self, h, states, actions, private_rewards, transfers, next_states):
-        confidence = self.horizon**3 * np.log(self.episode + 1.0)
+        confidence = self.span**3 * np.log(self.episode + 1.0)
+        ahead, weight = (h + 1, 1.0) if self.discount is None else (h, self.discount)
         q_step(self.q, self.visits, h, states, actions, private_rewards, transfers, next_states,
-               self.exploration == "optimistic", self.bonus, confidence)
+               self.exploration == "optimistic", self.bonus, confidence, ahead, weight, self.span)
 
     def greedy_policy(self):
         return np.moveaxis(self.q[: self.horizon].argmax(axis=2), -1, 0)
@@ -327,18 +352,19 @@ def sample_actions(q, h, states, draws, mode, epsilon, temperature):
 
 
 @compiled
-def q_step(q, visits, h, states, actions, private_rewards, transfers, next_states, optimistic, bonus, confidence):
-    """One Q-learning update per agent towards `r + tau + max_b q[h + 1, s', b]`, with step size
-    `(H + 1) / (H + n)` and, if `optimistic`, the bonus `bonus * sqrt(confidence / n)`."""
-    horizon = visits.shape[0]
+def q_step(q, visits, h, states, actions, private_rewards, transfers, next_states, optimistic, bonus, confidence,
+           ahead, weight, horizon):
+    """One Q-learning update per agent towards `r + tau + weight * max_b q[ahead, s', b]` (episodic:
+    `ahead = h + 1`, `weight = 1`; continuing: `ahead = h`, `weight = discount`), with step size
+    `(H + 1) / (H + n)` for the `horizon` `H` and, if `optimistic`, the bonus `bonus * sqrt(confidence / n)`."""
     for i in range(states.shape[0]):
         s, a = states[i], actions[i]
         n = visits[h, s, a, i] + 1
         visits[h, s, a, i] = n
-        best = q[h + 1, next_states[i], 0, i]
+        best = q[ahead, next_states[i], 0, i]
         for b in range(1, q.shape[2]):
-            best = max(best, q[h + 1, next_states[i], b, i])
-        target = private_rewards[i] + transfers[i] + best
+            best = max(best, q[ahead, next_states[i], b, i])
+        target = private_rewards[i] + transfers[i] + weight * best
         if optimistic:
             target = target + bonus * np.sqrt(confidence / n)
         old = q[h, s, a, i]
@@ -378,29 +404,43 @@ def _q_learner(name, exploration, n_agents, n_states, n_actions, horizon, rng, p
     return learner
 
 
+from market_abm.core.calvano import CalvanoQ  # noqa: E402 (it builds on Learner, above)
+
 LEARNERS = {
     "contract_aware": ContractAwareLearner,
     "epsilon_greedy": epsilon_greedy,
     "optimistic_q": optimistic_q,
     "boltzmann": boltzmann,
+    "calvano_q": CalvanoQ,
 }
 
 
-def make_learner(name, n_agents, n_states, n_actions, horizon, rng, /, scenario_payoff_range=None, **params):
+def make_learner(name, n_agents, n_states, n_actions, horizon, rng, /, scenario_payoff_range=None, discount=None,
+                 priors=None, **params):
     """The registered learner `name`, or a user's `Learner` subclass, for the population.
 
     `params` are checked against the learner's signature: the sizes and `rng` are the model's to set.
     The scenario's bounds of the per-step private payoff go to learners that take a `payoff_range`
-    not given in `params`."""
+    not given in `params`. A continuing market's `discount` goes to learners that take one; a learner
+    that does not cannot learn the market. `priors` are the scenario's prior knowledge, given to
+    learners that take them by name unless `params` give them (Calvano's `prior_payoff`)."""
     factory = name if isinstance(name, type) and issubclass(name, Learner) else None
     if factory is None and isinstance(name, str):
         factory = LEARNERS.get(name)
     if factory is None:
         raise ValueError(f"learner: must be one of {sorted(LEARNERS)} or a Learner subclass, got {name!r}")
-    params = check_keywords("learner_params", params, factory, given=POPULATION, owner=getattr(factory, "name", name))
-    if scenario_payoff_range is not None and "payoff_range" not in params \
-            and "payoff_range" in inspect.signature(factory).parameters:
+    label = getattr(factory, "name", name)
+    accepted = inspect.signature(factory).parameters
+    if discount is not None and "discount" not in accepted:
+        raise ValueError(f"learner: {label!r} cannot learn a continuing market (it takes no discount)")
+    params = check_keywords("learner_params", params, factory, given=POPULATION, owner=label)
+    if discount is not None:
+        params["discount"] = discount
+    if scenario_payoff_range is not None and "payoff_range" not in params and "payoff_range" in accepted:
         params["payoff_range"] = scenario_payoff_range
+    for key, value in (priors or {}).items():
+        if key in accepted:
+            params.setdefault(key, value)
     return factory(n_agents, n_states, n_actions, horizon, rng, **params)
 
 

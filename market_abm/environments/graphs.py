@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from market_abm.core.validation import check_int, check_keywords, check_memory, check_number
 
-GRAPHS = ("erdos_renyi", "watts_strogatz", "barabasi_albert", "grid_2d", "ring", "star", "complete")
+GRAPHS = ("erdos_renyi", "watts_strogatz", "barabasi_albert", "grid_2d", "ring", "star", "complete", "cliques")
 RING_DEGREE, SMALL_WORLD_DEGREE = 2, 4  # default neighbours per node of `ring` and `watts_strogatz`
 NODE_BYTES, LINK_BYTES = 64, 128  # memory per node and per link while a built-in graph is built
 
@@ -134,6 +134,7 @@ def expected_links(graph, n, params):
         "grid_2d": lambda: 2,
         "star": lambda: 1,
         "complete": lambda: n / 2,
+        "cliques": lambda: (number("size", 2) - 1) / 2,
     }[graph]()
     return min(max(float(per_node), 0.0) * n, n * (n - 1) / 2)
 
@@ -242,7 +243,18 @@ def complete(n, rng):
     return from_edges(n, rows, cols)
 
 
+def cliques(n, rng, size=2):
+    """`n / size` disjoint complete graphs of `size` nodes each (nodes `k * size .. (k + 1) * size - 1`):
+    independent groups, such as independent markets of `size` firms."""
+    size = check_int("size", size, low=1)
+    if n % size:
+        raise ValueError(f"n_agents: must be a multiple of the clique size {size}, got {n}")
+    first, second = np.triu_indices(size, k=1)
+    offsets = np.repeat(np.arange(0, n, size), first.size)
+    return from_edges(n, offsets + np.tile(first, n // size), offsets + np.tile(second, n // size))
+
+
 BUILDERS = {
     "erdos_renyi": erdos_renyi, "watts_strogatz": watts_strogatz, "barabasi_albert": barabasi_albert,
-    "grid_2d": grid_2d, "ring": ring, "star": star, "complete": complete,
+    "grid_2d": grid_2d, "ring": ring, "star": star, "complete": complete, "cliques": cliques,
 }

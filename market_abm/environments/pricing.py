@@ -1,71 +1,63 @@
-"""Algorithmic pricing: Q-learning firms learn to collude; a market authority's rebates correct them.
+"""Algorithmic pricing: firms on a graph set prices every period; Q-learning pricing algorithms learn
+to collude (Calvano, Calzolari, Denicolo and Pastorello 2020); a market authority's rebates steer them.
 
-Calvano, Calzolari, Denicolo and Pastorello (2020, AER). `n_firms` firms sell differentiated
-products in one market with logit demand; each period every firm picks a price from a grid and
-earns `(p - c) * q` (money per period, market of size 1). Each firm is a Q-learner whose state is
-last period's prices, so today's price is tomorrow's state for rivals (a stateful externality),
-and consumers lose surplus when prices are high. Sessions are independent markets, simulated
-together: every array is indexed by session (and firm), and one period is a few numpy calls for
-the whole batch. A market on a graph of independent markets is one more session.
+Each firm sells in the logit market formed by itself and its neighbours (`core.logit`: a unit mass
+of consumers choosing among them and an outside good), so its demand depends on its own price and
+theirs. On the `cliques` graph every firm's market is its clique: `N / k` independent markets of
+`k` firms, Calvano's sessions side by side. The market is continuing: there are no episodes, the
+firms discount each period by `discount`, and the authority reviews its offers every
+`review_every` periods.
 
-The market authority maximises total surplus `W = consumer surplus + profits` (transfers cancel).
-Its transfers are per-sale rebates `tau[s, p]` posted per (state, own price) cell and paid on
-every unit sold, so a firm earns `(p - c + tau[s, p]) * q`. The scheme used here rebates the
-target price in every state: the welfare-maximising grid price (`target="welfare"`) or the grid
-price nearest the one-shot Nash price (`target="competitive"`).
+State: a firm's own last price and its neighbours' last prices, discretised as `own * m +
+neighbours` (`m` grid prices), where `neighbours` is the grid index nearest their mean last price
+(the mean index rounded half up; a firm without neighbours counts its own price). With one
+neighbour, as in a duopoly, that is both last prices, Calvano's state; whatever the degree a table
+has `m^2` states. A session starts from prices drawn uniformly from the grid.
 
-Two-phase mechanism (the authority does not know demand or costs):
-- Phase 1, batched search. A learner needs ~10^6 periods to converge, so instead of a sequential
-  bisection each round runs `search_levels x search_replicates` sessions at once, each posting
-  one rebate level. A session accepts when its converged (limit-cycle) play has the firms at the
-  target price in a majority of firm-periods; a level is accepted when a share `accept_share` of
-  its sessions, pooled over rounds, accept. Round 1 spreads levels over `(0, tau_max]`, with `tau_max` the price span
-  of the grid (it makes the target a dominant, joint-profit-raising price); each later round
-  spreads levels over the bracket between the highest refused and the lowest accepted level,
-  whose upper end is retested as a confirmation. The estimate is the lowest level above which
-  every tested level was accepted.
-- Phase 2, steer. Fresh sessions learn with `estimate * (1 + rebate_margin)` posted on the
-  target cells.
-`oracle` posts the rebate computed from the known demand (see `oracle_rebate`) plus `ORACLE_EPS`. The laissez-faire
-counterfactual runs in the same batch as the first search round, with the same per-session
-random streams as `mechanism="none"`, so both runs report the same laissez-faire welfare.
+Payoffs per firm per period (money): the private reward is the profit `(p_i - c) q_i`; the external
+reward is the consumer surplus of the firm's market in equal shares among its firms (on a clique,
+the market's surplus split among the clique), so welfare `W` = profits + consumer surplus sums over
+firms, and transfers cancel in it. The authority sees the posted prices (the actions), the
+quantities sold (a public observation each period) and what it pays, and knows the marginal cost
+and the price grid (public knowledge); it does not know demand.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
-from tqdm.auto import tqdm
+from scipy.sparse.csgraph import connected_components
 
-from market_abm.metrics import regret_slope
-from market_abm.core.validation import check_choice, check_int, check_number
+from market_abm.core.compiled import compiled, inlined
+from market_abm.core.logit import LogitDemand
+from market_abm.core.market_authority import MarketAuthority
+from market_abm.core.validation import check_int, check_number
+from market_abm.environments.network import NetworkEnv
 
-MECHANISMS = ("none", "two_phase", "oracle")
-TARGETS = ("welfare", "competitive")
-STREAMS = {"laissez_faire": 0, "search": 1, "steer": 2}
-MAX_TABLE_BYTES = 2e9
-ORACLE_EPS = 1e-3  # money per unit sold, added to the oracle rebate
+EXACT_PRIOR_PROFILES = 200_000  # rival profiles enumerated for the learners' prior; sampled above
+PRIOR_SAMPLES = 100_000
 
 
 @dataclass(frozen=True)
 class PricingParams:
-    """Economy, learners and authority of the pricing scenario (Calvano et al. baseline by default).
+    """The economy and the market's clock (Calvano et al.'s baseline by default).
 
-    Economy: `n_firms` firms, product `quality` a_i, `outside_quality` a_0, horizontal
-    differentiation `mu`, `marginal_cost` c (money per unit); `n_prices` prices evenly spaced from
-    the Nash price minus `grid_extension` times the monopoly-Nash span to the monopoly price plus it.
-    Learners: `discount` delta, `learning_rate` alpha, exploration `exp(-exploration_decay * t)`;
-    a session stops once every greedy policy has been unchanged for `convergence_periods`
-    periods (checked every `check_every` periods), or at `max_periods`.
-    Authority: `target` price, search grid `search_levels x search_replicates` over
-    `search_rounds` rounds, acceptance majority `accept_share`, posted margin `rebate_margin`.
+    Attributes:
+        quality, outside_quality, mu: the logit demand (`core.logit.LogitDemand`), money.
+        marginal_cost: `c`, money per unit.
+        n_prices: `m`, prices evenly spaced from the Nash price minus `grid_extension` times the
+            monopoly-Nash span to the monopoly price plus it, for a market of the graph's most common size.
+        discount: the firms' discount per period (Calvano's delta).
+        review_every: periods between two reviews of the authority's offers (a review period).
+        observed_periods: the last periods of each review period whose public record the authority
+            sees (its survey of the market).
+        max_periods: periods after which a run to convergence stops even if some sessions have not converged.
     """
 
-    n_firms: int = 2
     quality: float = 2.0
     outside_quality: float = 0.0
     mu: float = 0.25
@@ -73,578 +65,251 @@ class PricingParams:
     n_prices: int = 15
     grid_extension: float = 0.1
     discount: float = 0.95
-    learning_rate: float = 0.15
-    exploration_decay: float = 4e-6
-    convergence_periods: int = 100_000
-    max_periods: int = 2_500_000
-    check_every: int = 1_000
-    record_every: int = 10_000
-    target: str = "welfare"
-    search_levels: int = 6
-    search_replicates: int = 6
-    search_rounds: int = 2
-    accept_share: float = 0.75
-    rebate_margin: float = 0.25
+    review_every: int = 10_000
+    observed_periods: int = 100
+    max_periods: int = 4_000_000
 
     def __post_init__(self):
-        check_int("n_firms", self.n_firms, low=2, high=6)
-        for name in ("quality", "outside_quality"):
-            check_number(name, getattr(self, name))
-        check_number("mu", self.mu, low=0.0, low_open=True)
+        LogitDemand(self.quality, self.outside_quality, self.mu)  # checks them
         check_number("marginal_cost", self.marginal_cost)
-        check_int("n_prices", self.n_prices, low=2)
+        check_int("n_prices", self.n_prices, low=2, high=2**15 - 1)
         check_number("grid_extension", self.grid_extension, low=0.0)
-        check_number("discount", self.discount, low=0.0, high=1.0)
+        check_number("discount", self.discount, low=0.0)
         if self.discount >= 1.0:
             raise ValueError(f"discount: must be < 1, got {self.discount}")
-        check_number("learning_rate", self.learning_rate, low=0.0, high=1.0, low_open=True)
-        check_number("exploration_decay", self.exploration_decay, low=0.0, low_open=True)
-        check_int("convergence_periods", self.convergence_periods, low=1)
+        check_int("review_every", self.review_every, low=1)
+        check_int("observed_periods", self.observed_periods, low=1, high=self.review_every)
         check_int("max_periods", self.max_periods, low=1)
-        check_int("check_every", self.check_every, low=1)
-        check_int("record_every", self.record_every, low=1)
-        if self.record_every % self.check_every:
-            raise ValueError(f"record_every: must be a multiple of check_every={self.check_every}")
-        check_choice("target", self.target, TARGETS)
-        check_int("search_levels", self.search_levels, low=1)
-        check_int("search_replicates", self.search_replicates, low=1)
-        check_int("search_rounds", self.search_rounds, low=1)
-        check_number("accept_share", self.accept_share, low=0.0, high=1.0, low_open=True)
-        check_number("rebate_margin", self.rebate_margin, low=0.0)
-        if 8.0 * self.n_prices ** (self.n_firms + 1) * self.n_firms > MAX_TABLE_BYTES:
-            raise ValueError(f"n_firms: Q-tables of n_prices**(n_firms+1) entries exceed {MAX_TABLE_BYTES:.0e} bytes")
 
     @property
-    def n_states(self):
-        """Number of states (= joint price profiles) `n_prices ** n_firms`."""
-        return self.n_prices**self.n_firms
+    def demand(self):
+        return LogitDemand(self.quality, self.outside_quality, self.mu)
 
 
-# --- economics -------------------------------------------------------------------------------
+class PricingEnv(NetworkEnv):
+    """Pricing firms on the nodes of a graph, each in the logit market of itself and its neighbours.
 
-
-def logit_demand(prices, params):
-    """Market shares `q_i = e_i / (sum_j e_j + e_0)`, `e_i = exp((a_i - p_i) / mu)`; prices `(..., n)`."""
-    prices = np.asarray(prices, dtype=float)
-    utility = (params.quality - prices) / params.mu
-    outside = params.outside_quality / params.mu
-    top = np.maximum(utility.max(axis=-1, keepdims=True), outside)
-    weights = np.exp(utility - top)
-    return weights / (weights.sum(axis=-1, keepdims=True) + np.exp(outside - top))
-
-
-def firm_profits(prices, params):
-    """Per-period profits `(p_i - c) * q_i`, shape `(..., n)` (money per period)."""
-    prices = np.asarray(prices, dtype=float)
-    return (prices - params.marginal_cost) * logit_demand(prices, params)
-
-
-def consumer_surplus(prices, params):
-    """Logit consumer surplus `mu * log(sum_j e_j + e_0) - a_0`, zero when every product is priced out."""
-    prices = np.asarray(prices, dtype=float)
-    utility = np.concatenate([(params.quality - prices) / params.mu,
-                              np.full(prices.shape[:-1] + (1,), params.outside_quality / params.mu)], axis=-1)
-    top = utility.max(axis=-1)
-    log_sum = top + np.log(np.exp(utility - top[..., None]).sum(axis=-1))
-    return params.mu * log_sum - params.outside_quality
-
-
-def total_surplus(prices, params):
-    """Welfare `W = consumer surplus + sum of profits` per period; transfers cancel."""
-    return consumer_surplus(prices, params) + firm_profits(prices, params).sum(axis=-1)
-
-
-def symmetric(price, params):
-    """The price profile where all `n_firms` firms charge `price`."""
-    return np.full(params.n_firms, float(price))
-
-
-def nash_price(params):
-    """Symmetric one-shot Nash price: solves the FOC `p - c = mu / (1 - q_i)`."""
-    return solve_markup(params, lambda q: params.mu / (1.0 - q))
-
-
-def monopoly_price(params):
-    """Symmetric joint-profit-maximising price: solves the FOC `p - c = mu / (1 - n q_i)`."""
-    return solve_markup(params, lambda q: params.mu / (1.0 - params.n_firms * q))
-
-
-def solve_markup(params, markup):
-    """Symmetric price solving `p - c = markup(q_i(p))` by Brent's method."""
-    def gap(p):
-        return p - params.marginal_cost - markup(logit_demand(symmetric(p, params), params)[0])
-    low = params.marginal_cost + 1e-12
-    return float(brentq(gap, low, low + 50.0 * params.mu + 10.0, xtol=1e-14, rtol=1e-14))
-
-
-def price_grid(params):
-    """`n_prices` prices from `p_N - xi (p_M - p_N)` to `p_M + xi (p_M - p_N)` (money per unit)."""
-    p_nash, p_monopoly = nash_price(params), monopoly_price(params)
-    span = params.grid_extension * (p_monopoly - p_nash)
-    return np.linspace(p_nash - span, p_monopoly + span, params.n_prices)
-
-
-def benchmark_profits(params):
-    """Per-firm profits at the symmetric Nash and monopoly prices (the profit-gain benchmarks)."""
-    nash = firm_profits(symmetric(nash_price(params), params), params)[0]
-    monopoly = firm_profits(symmetric(monopoly_price(params), params), params)[0]
-    return float(nash), float(monopoly)
-
-
-def profit_gain(profit, params):
-    """Calvano's `Delta = (profit - pi_N) / (pi_M - pi_N)` for mean per-firm profits."""
-    nash, monopoly = benchmark_profits(params)
-    return (np.asarray(profit) - nash) / (monopoly - nash)
-
-
-@dataclass(frozen=True)
-class MarketTables:
-    """Outcomes of every joint price profile; a profile index is also the next period's state.
-
-    Attributes: `grid (m,)`, `actions (J, n)` price indices, `prices`, `shares`, `profits (J, n)`,
-    `consumer_surplus`, `welfare (J,)`, `target` index of the target price, `optimal_welfare`.
+    Attributes:
+        params, demand: the `PricingParams` and their `LogitDemand`.
+        grid: the price of each action `(m,)`; `rivals (N,)` each firm's number of neighbours and
+            `market_size (N,)` the firms in its market.
+        sessions: each firm's connected component `(N,)` (an independent market on `cliques`);
+            `n_sessions` of them.
+        discount, review_every, observed_periods, max_periods: the market's clock.
+        quantities: what each firm sold in the last period `(N,)`.
     """
 
-    grid: np.ndarray
-    actions: np.ndarray
-    prices: np.ndarray
-    shares: np.ndarray
-    profits: np.ndarray
-    consumer_surplus: np.ndarray
-    welfare: np.ndarray
-    target: int
-    optimal_welfare: float
+    name = "pricing"
+    subsidised_action = 0  # the lowest price
+    principal_knows_model = False
+    mechanisms = {"two_phase": MarketAuthority}  # the two-phase mechanism of a market authority
+    default_learner = "calvano_q"
+    size_fields = ("n_prices", "n_prices", "review_every")  # what sets the states, actions and steps
 
-    @classmethod
-    def build(cls, params):
-        grid = price_grid(params)
-        m, n = params.n_prices, params.n_firms
-        actions = np.stack(np.unravel_index(np.arange(m**n), (m,) * n), axis=-1)
-        prices = grid[actions]
-        welfare = total_surplus(prices, params)
-        return cls(grid, actions, prices, logit_demand(prices, params), firm_profits(prices, params),
-                   consumer_surplus(prices, params), welfare, target_index(grid, params), float(welfare.max()))
+    def __init__(self, topology, params=None):
+        self.params = p = params or PricingParams()
+        m = p.n_prices
+        super().__init__(topology, m * m, m, 1)
+        self.demand = p.demand
+        self.discount, self.review_every = p.discount, p.review_every
+        self.observed_periods, self.max_periods = p.observed_periods, p.max_periods
+        self.rivals = topology.degree.astype(np.int64)
+        self.market_size = self.rivals + 1
+        self.grid_firms = int(np.bincount(self.market_size).argmax())
+        self.grid = self.demand.price_grid(p.marginal_cost, self.grid_firms, m, p.grid_extension)
+        self.weights = self.demand.relative_weights(self.grid)
+        self.markups = self.grid - p.marginal_cost
+        self.indptr = topology.adjacency.indptr.astype(np.int64)
+        self.indices = topology.adjacency.indices.astype(np.int64)
+        self.n_sessions, self.sessions = connected_components(topology.adjacency, directed=False)
+        self.sessions = self.sessions.astype(np.int64)
+        self.everyone = np.arange(self.n_agents)
+        self.pairs = self.tabulate_pairs()
+        self.quantities = np.zeros(self.n_agents)
+        self.action_names = [f"p={price:.3f}" for price in self.grid]
+        self.state_names = [f"own {self.grid[s // m]:.3f}, rivals {self.grid[s % m]:.3f}" for s in range(m * m)]
+        sizes = range(1, self.market_size.max() + 1)
+        nash, monopoly = zip(*(self.demand.benchmark_profits(p.marginal_cost, k) for k in sizes))
+        self.nash_profit, self.monopoly_profit = np.array(nash)[self.rivals], np.array(monopoly)[self.rivals]
 
+    # --- the market ---------------------------------------------------------------------------
+    def market(self):
+        """The arrays the compiled market kernels take, in their order."""
+        return (self.indptr, self.indices, self.weights, self.markups, self.demand.mu, self.n_actions, self.pairs)
 
-def target_index(grid, params):
-    """Grid index of the authority's target price: welfare-maximising (lowest above cost) or nearest Nash."""
-    if params.target == "competitive":
-        return int(np.abs(grid - nash_price(params)).argmin())
-    symmetric_welfare = [total_surplus(symmetric(p, params), params) for p in grid]
-    return int(np.argmax(symmetric_welfare))
+    def tabulate_pairs(self):
+        """The period of a firm with one rival at every pair of prices, `(m * m, 3)` rows of (profit,
+        surplus share, quantity) indexed by `own * m + rival` (also its next state), from `firm_outcome`
+        itself, so a lookup gives exactly what the computation would."""
+        m = self.n_actions
+        own, rival = np.divmod(np.arange(m * m), m)
+        prices = np.stack([own, rival], axis=1).ravel()
+        firms = np.arange(0, 2 * m * m, 2)
+        indptr = np.arange(2 * m * m + 1)
+        indices = np.arange(2 * m * m) ^ 1  # firm 2k and 2k + 1 are each other's rival
+        out = [np.zeros(2 * m * m, np.int64), np.zeros(2 * m * m), np.zeros(2 * m * m), np.zeros(2 * m * m)]
+        market_period(firms, prices, indptr, indices, self.weights, self.markups, self.demand.mu, m, NO_PAIRS, *out)
+        return np.stack([part[firms] for part in out[1:]], axis=1)
 
+    def initial_states(self, uniforms):
+        """Prices drawn uniformly from the grid; each state encodes the prices so drawn."""
+        prices = np.minimum((uniforms * self.n_actions).astype(np.int64), self.n_actions - 1)
+        return self.dynamics(None, prices, uniforms)[0]
 
-# --- Q-learning sessions -------------------------------------------------------------------------
+    def step(self, actions, rng):
+        """One period at prices `actions (N,)`: deterministic, so no draws are taken."""
+        n = self.n_agents
+        next_states, profits, surplus = np.empty(n, np.int64), np.empty(n), np.empty(n)
+        self.quantities = np.empty(self.n_agents)
+        market_period(self.everyone, actions, *self.market(), next_states, profits, surplus, self.quantities)
+        self.states = next_states
+        return next_states, profits, surplus
 
+    def dynamics(self, states, actions, uniforms):
+        """One period for prices `actions (N, ...)`, trailing axes independent worlds; the outcome does
+        not depend on the last states (they are last period's prices)."""
+        worlds = np.ascontiguousarray(actions.reshape(self.n_agents, -1).T)
+        out = [np.empty(worlds.shape, np.int64), np.empty(worlds.shape), np.empty(worlds.shape)]
+        quantities = np.empty(self.n_agents)
+        for w in range(worlds.shape[0]):
+            market_period(self.everyone, worlds[w], *self.market(), out[0][w], out[1][w], out[2][w], quantities)
+        return tuple(part.T.reshape(actions.shape) for part in out)
 
-def initial_q(tables, params):
-    """Calvano's initial Q `(n, m)`: discounted payoff of each own price against uniformly random rivals."""
-    m, n = params.n_prices, params.n_firms
-    q0 = np.empty((n, m))
-    for firm in range(n):
-        q0[firm] = np.bincount(tables.actions[:, firm], weights=tables.profits[:, firm], minlength=m)
-    return q0 / (m ** (n - 1) * (1.0 - params.discount))
+    def public_observations(self):
+        """The quantities each firm sold in the last period, which the authority observes."""
+        return {"quantities": self.quantities}
 
+    # --- what the principal and the learners know ------------------------------------------------
+    def payoff_range(self):
+        """A firm's profit per period lies between 0 and its markup at the highest price (it sells at
+        most the whole market): a public bound from the grid and the cost."""
+        return 0.0, float(self.markups.max())
 
-def session_generators(seed_sequence, stream, count, round_=0):
-    """One independent numpy Generator per session of a stream, keyed by (stream, round, session)."""
-    return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-        seed_sequence.entropy, spawn_key=(STREAMS[stream], round_, k)))) for k in range(count)]
+    def public_knowledge(self):
+        """The authority knows the marginal cost, the price grid, how each state encodes its own and its
+        neighbours' last prices (grid indices `(S, 2)`), and the market map: each firm's number of rivals."""
+        states = np.arange(self.n_states)
+        return {"marginal_cost": self.params.marginal_cost, "prices": self.grid,
+                "state_prices": np.stack([states // self.n_actions, states % self.n_actions], axis=1),
+                "rivals": self.rivals}
 
+    def learner_priors(self):
+        """Calvano's prior: each firm's expected profit per period of each price `(A, N)` against rivals
+        pricing uniformly at random on the grid."""
+        by_rivals = {d: self.profit_against_uniform_rivals(d) for d in np.unique(self.rivals)}
+        return {"prior_payoff": np.stack([by_rivals[d] for d in self.rivals], axis=1)}
 
-class SessionBatch:
-    """Independent pricing sessions learning together, one numpy call per step for all of them.
+    def profit_against_uniform_rivals(self, n_rivals):
+        """Expected profit `(m,)` of each own price against `n_rivals` rivals with uniformly random
+        grid prices: exact (over every multiset of rival prices, with its multinomial weight) while
+        there are at most `EXACT_PRIOR_PROFILES` of them, else a fixed sample of `PRIOR_SAMPLES` profiles."""
+        m = self.n_actions
+        if n_rivals == 0:
+            totals, probs = np.zeros(1), np.ones(1)
+        elif math.comb(m + n_rivals - 1, n_rivals) <= EXACT_PRIOR_PROFILES:
+            profiles = np.array(list(itertools.combinations_with_replacement(range(m), int(n_rivals))))
+            counts = np.stack([(profiles == k).sum(axis=1) for k in range(m)], axis=1)
+            ways = math.factorial(n_rivals) / np.prod([[math.factorial(c) for c in row] for row in counts], axis=1)
+            totals, probs = self.weights[profiles].sum(axis=1), ways / m**n_rivals
+        else:
+            profiles = np.random.default_rng(int(n_rivals)).integers(0, m, (PRIOR_SAMPLES, int(n_rivals)))
+            totals, probs = self.weights[profiles].sum(axis=1), np.full(PRIOR_SAMPLES, 1.0 / PRIOR_SAMPLES)
+        shares = self.weights[:, None] / (1.0 + self.weights[:, None] + totals[None, :])
+        return (self.markups[:, None] * shares) @ probs
 
-    Attributes: `q (S*n*J, m)` Q-values (row = session, firm, state), `greedy (S*n*J,)` greedy
-    price indices, `state (S,)` last joint profile, `last_change (S,)` period of the last greedy
-    change, `stopped_at (S,)` period the session converged (or -1), `rebates (S, J, m)` per-sale
-    rebates per (state, own price) cell, `recorded (S,)` sessions whose play enters the steps record.
-    """
+    # --- benchmarks and figures -------------------------------------------------------------------
+    def welfare_benchmarks(self, rng):
+        """The optimum: the best uniform grid price (every firm charging it), welfare per firm per
+        period. Laissez-faire is what the learners reach without offers, measured by the model."""
+        welfare = [self.outcome_at(np.full(self.n_agents, k)) for k in range(self.n_actions)]
+        best = int(np.argmax(welfare))
+        return {"optimal_welfare": float(welfare[best]), "laissez_faire_welfare": np.nan,
+                "benchmark": "best_uniform_price", "optimal_price": float(self.grid[best])}
 
-    def __init__(self, params, tables, rebates, generators, recorded=None):
-        self.params, self.tables, self.generators = params, tables, generators
-        n, m, n_states = params.n_firms, params.n_prices, params.n_states
-        self.size = len(generators)
-        self.rebates = np.asarray(rebates, dtype=float).reshape(self.size, n_states, m)
-        self.has_rebates = bool(np.any(self.rebates))
-        # rebates aligned with the rows of `q` and flattened, or None without rebates
-        self.row_rebates = np.repeat(self.rebates[:, None], n, axis=1).reshape(-1) if self.has_rebates else None
-        self.q = np.tile(initial_q(tables, params)[:, None, :], (self.size, n_states, 1)).reshape(-1, m)
-        self.greedy = self.q.argmax(axis=1)
-        self.session_of_row = np.repeat(np.arange(self.size), n)
-        self.row_base = np.arange(self.size * n) * n_states
-        self.state = np.zeros(self.size, dtype=np.intp)
-        self.last_change = np.full(self.size, -1)
-        self.stopped_at = np.full(self.size, -1)
-        self.recorded = np.ones(self.size, bool) if recorded is None else np.asarray(recorded, bool)
-        self.period = 0
+    def outcome_at(self, prices):
+        """Welfare per firm per period when the firms charge the grid prices `prices (N,)`."""
+        _, profits, surplus = self.dynamics(None, prices, None)
+        return float(profits.mean() + surplus.mean())
 
-    @property
-    def active(self):
-        """Sessions still learning (not converged)."""
-        return self.stopped_at < 0
-
-    def run(self, phase, round_=0, progress=True):
-        """Learn until every session converged or `max_periods`; returns the steps record (DataFrame)."""
-        records, block = [], BlockTotals()
-        bar = tqdm(total=self.params.max_periods, desc=phase, unit="period", disable=not progress,
-                   unit_scale=True, leave=False)
-        while self.active.any() and self.period < self.params.max_periods:
-            start = self.period
-            joint, changed, states = self.learn_chunk(min(self.params.check_every, self.params.max_periods - start))
-            block.add(self.chunk_outcomes(joint, states), self.exploration(self.period - 1))
-            self.check_convergence(changed, start)
-            block.converged = float(1.0 - self.active[self.recorded].mean()) if self.recorded.any() else np.nan
-            done = not self.active.any() or self.period >= self.params.max_periods
-            if done or self.period % self.params.record_every == 0:
-                records.append(block.record(self.period, phase, round_))
-                block = BlockTotals()
-            bar.update(self.period - start)
-        bar.close()
-        return pd.DataFrame.from_records(records)
-
-    def exploration(self, period):
-        """Exploration probability `exp(-beta t)` at period `t` (0-based)."""
-        return np.exp(-self.params.exploration_decay * np.asarray(period, dtype=float))
-
-    def explore_actions(self, length):
-        """Random price indices where a firm explores this chunk, -1 where it plays greedy `(T, S*n)`."""
-        n, m = self.params.n_firms, self.params.n_prices
-        uniforms = np.stack([g.random((length, n)) for g in self.generators], axis=1)
-        eps = np.maximum(self.exploration(self.period + np.arange(length)), 1e-300)[:, None, None]
-        explore = (uniforms < eps) & self.active[None, :, None]
-        random_price = np.minimum((uniforms / eps * m).astype(np.intp), m - 1)
-        return np.where(explore, random_price, -1).reshape(length, -1)
-
-    def learn_chunk(self, length):
-        """`length` periods of play and Q-learning; returns joint profiles, greedy changes and states."""
-        p, tables = self.params, self.tables
-        m, n, size = p.n_prices, p.n_firms, self.size
-        explore = self.explore_actions(length)
-        rate = p.learning_rate * np.repeat(self.active, n).astype(float)
-        place = (m ** np.arange(n - 1, -1, -1)).astype(np.intp)
-        q, q_flat, greedy, sess, base = self.q, self.q.reshape(-1), self.greedy, self.session_of_row, self.row_base
-        profits, shares, rebates = tables.profits, tables.shares, self.row_rebates
-        joint_log = np.empty((length, size), dtype=np.intp)
-        changed_log = np.empty((length, size * n), dtype=bool)
-        states = np.empty((length, size), dtype=np.intp)
-        states[0] = self.state
-        rows = base + self.state[sess]
-        for t in range(length):
-            old = greedy[rows]
-            action = np.where(explore[t] >= 0, explore[t], old)
-            cell = rows * m + action
-            joint = action.reshape(size, n) @ place
-            payoff = profits[joint].reshape(-1)
-            if rebates is not None:
-                payoff += rebates[cell] * shares[joint].reshape(-1)
-            next_rows = base + joint[sess]
-            payoff += p.discount * q_flat[next_rows * m + greedy[next_rows]]
-            value = q_flat[cell]
-            q_flat[cell] = value + rate * (payoff - value)
-            new = np.take(q, rows, axis=0).argmax(axis=1)
-            changed_log[t] = new != old
-            greedy[rows] = new
-            joint_log[t] = joint
-            rows = next_rows
-        states[1:] = joint_log[:-1]
-        self.state = joint_log[-1].copy()
-        self.period += length
-        return joint_log, changed_log, states
-
-    def check_convergence(self, changed, start):
-        """Stop sessions whose greedy policies have not changed for `convergence_periods` periods."""
-        length = changed.shape[0]
-        any_change = changed.reshape(length, self.size, -1).any(axis=2)
-        last = length - 1 - any_change[::-1].argmax(axis=0)
-        self.last_change = np.where(any_change.any(axis=0), start + last, self.last_change)
-        stable = self.period - 1 - self.last_change
-        newly = self.active & (stable >= self.params.convergence_periods)
-        self.stopped_at[newly] = self.period
-
-    def transfers(self, states, joint):
-        """Per-sale rebates paid to all firms of each session, `(..., S)` (money per period)."""
-        own_price = self.tables.actions[joint]
-        session = np.arange(self.size)[:, None]
-        rate = self.rebates[session, states[..., None], own_price]
-        return (rate * self.tables.shares[joint]).sum(axis=-1)
-
-    def chunk_outcomes(self, joint, states):
-        """Per-period, per-session prices, profits, consumer surplus, welfare and transfers of a chunk."""
-        keep = self.recorded
-        t = self.tables
+    def review_figures(self, totals):
+        """A review period's market figures from its `ReviewTotals`, all per period: the mean price,
+        profit per firm, Calvano's profit gain, and the consumer surplus of a firm's market."""
+        periods = max(totals.periods, 1)
+        profit = float(totals.private.sum()) / (self.n_agents * periods)
         return {
-            "price": t.prices[joint].mean(axis=-1)[:, keep],
-            "profit": t.profits[joint].mean(axis=-1)[:, keep],
-            "consumer_surplus": t.consumer_surplus[joint][:, keep],
-            "welfare": t.welfare[joint][:, keep],
-            "transfers": self.transfers(states, joint)[:, keep] if self.has_rebates else np.zeros((len(joint), keep.sum())),
+            "mean_price": float(totals.action_shares @ self.grid),
+            "profit": profit,
+            "profit_gain": self.profit_gain(profit),
+            "consumer_surplus": float((totals.external * self.market_size).sum()) / (self.n_agents * periods),
         }
 
-    def greedy_profile(self, state):
-        """Joint profile each session plays from `state (S,)` with greedy prices and no exploration."""
-        action = self.greedy[self.row_base + state[self.session_of_row]]
-        return action.reshape(self.size, -1) @ (self.params.n_prices ** np.arange(self.params.n_firms - 1, -1, -1))
+    def profit_gain(self, profit, firms=None):
+        """Calvano's `(profit - pi_N) / (pi_M - pi_N)` for the mean profit of `firms` (default all),
+        with the Nash and monopoly profits of each firm's market size."""
+        firms = slice(None) if firms is None else firms
+        nash, monopoly = self.nash_profit[firms].mean(), self.monopoly_profit[firms].mean()
+        return float((profit - nash) / (monopoly - nash))
 
-    def limit_cycle(self):
-        """Mean outcomes `(S,)` over the cycle that greedy play enters from the final state."""
-        state = self.state.copy()
-        for _ in range(self.params.n_states):
-            state = self.greedy_profile(state)
-        start, open_ = state.copy(), np.ones(self.size, bool)
-        sums = dict.fromkeys(("price", "profit", "consumer_surplus", "welfare", "transfers", "at_target"), 0.0)
-        length = np.zeros(self.size)
-        for _ in range(self.params.n_states):
-            joint = self.greedy_profile(state)
-            for key, value in self.profile_outcomes(state, joint).items():
-                sums[key] = sums[key] + np.where(open_, value, 0.0)
-            length += open_
-            state = joint
-            open_ &= state != start
-            if not open_.any():
-                break
-        out = {key: value / length for key, value in sums.items()}
-        out["cycle_length"] = length
-        return out
+    def profit_gain_by(self, totals, labels):
+        """Profit gain over a review period's totals of the firms sharing each label `(N,)` (a session,
+        a number of rivals): a frame with the label, its firms and their profit gain."""
+        rows = []
+        for label in np.unique(labels):
+            firms = labels == label
+            profit = float(totals.private[firms].sum()) / (firms.sum() * max(totals.periods, 1))
+            rows.append((label, int(firms.sum()), self.profit_gain(profit, firms)))
+        return pd.DataFrame(rows, columns=["label", "firms", "profit_gain"])
 
-    def profile_outcomes(self, states, joint):
-        """Outcomes of one period per session, given last states and chosen profiles `(S,)`."""
-        t = self.tables
-        return {
-            "price": t.prices[joint].mean(axis=-1),
-            "profit": t.profits[joint].mean(axis=-1),
-            "consumer_surplus": t.consumer_surplus[joint],
-            "welfare": t.welfare[joint],
-            "transfers": self.transfers(states[None], joint[None])[0],
-            "at_target": (t.actions[joint] == t.target).mean(axis=-1),
-        }
+    def summary_extras(self, model):
+        """The benchmarks of the default market size: Nash and monopoly prices and profits."""
+        cost, k = self.params.marginal_cost, self.grid_firms
+        return {"nash_price": self.demand.nash_price(cost, k), "monopoly_price": self.demand.monopoly_price(cost, k),
+                "nash_profit": float(self.nash_profit.mean()), "monopoly_profit": float(self.monopoly_profit.mean()),
+                "price_grid": self.grid.tolist(), "sessions": self.n_sessions, "firms_per_market": k}
 
-    def outcomes(self):
-        """Per-session converged outcomes (DataFrame): limit-cycle means, profit gain, stopping period."""
-        frame = pd.DataFrame(self.limit_cycle())
-        frame["profit_gain"] = profit_gain(frame["profit"], self.params)
-        frame["converged"] = self.stopped_at >= 0
-        frame["stopped_at"] = np.where(frame["converged"], self.stopped_at, self.period)
-        frame["rebate"] = self.rebates[:, :, self.tables.target].max(axis=1)
-        return frame
+    def local_mdp(self):
+        return None
+
+    def node_values(self, states, actions):
+        """The market map colours each firm by the price it charged last."""
+        return actions, "price", self.action_names
 
 
-class BlockTotals:
-    """Running sums of per-period outcomes over a block of periods for the steps record."""
-
-    def __init__(self):
-        self.sums, self.periods, self.session_means = {}, 0, None
-        self.exploration, self.converged = np.nan, np.nan
-
-    def add(self, outcomes, exploration):
-        """Add a chunk's per-period, per-session outcomes `(T, S)` (means over sessions are summed)."""
-        for key, value in outcomes.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value.mean(axis=1).sum()
-        self.periods += len(outcomes["price"])
-        prices = outcomes["price"].sum(axis=0)
-        self.session_means = prices if self.session_means is None else self.session_means + prices
-        self.exploration = float(exploration)
-
-    def record(self, period, phase, round_):
-        """One steps row: block means per period per market, and the 10-90% range of session prices."""
-        row = {"period": period, "phase": phase, "round": round_, "block_periods": self.periods}
-        row.update({key: value / self.periods for key, value in self.sums.items()})
-        per_session = self.session_means / self.periods
-        row["price_q10"], row["price_q90"] = np.quantile(per_session, [0.1, 0.9]) if per_session.size else (np.nan, np.nan)
-        row["exploration"], row["converged_share"] = self.exploration, self.converged
-        return row
+NO_PAIRS = np.zeros((0, 3))  # no table: every firm's period is computed
 
 
-# --- the market authority -------------------------------------------------------------------------
+@inlined
+def firm_outcome(i, actions, indptr, indices, weights, markups, mu, n_prices):
+    """Firm `i`'s period at prices `actions (N,)` (grid indices): its next state, its profit, its
+    share of its market's consumer surplus and the quantity it sold."""
+    own = actions[i]
+    start, end = indptr[i], indptr[i + 1]
+    rival_weight, index_sum = 0.0, 0
+    for k in range(start, end):
+        rival_weight += weights[actions[indices[k]]]
+        index_sum += actions[indices[k]]
+    rivals = end - start
+    denominator = 1.0 + weights[own] + rival_weight
+    sold = weights[own] / denominator
+    neighbours = own if rivals == 0 else (2 * index_sum + rivals) // (2 * rivals)
+    return own * n_prices + neighbours, markups[own] * sold, mu * math.log(denominator) / (rivals + 1), sold
 
 
-def target_rebates(level, tables, params):
-    """Per-sale rebate `level` on the target price in every state, zero elsewhere, shape `(J, m)`."""
-    rebates = np.zeros((params.n_states, params.n_prices))
-    rebates[:, tables.target] = level
-    return rebates
+@inlined
+def pair_outcome(own, rival, pairs, n_prices):
+    """`firm_outcome` of a firm with one rival, looked up in `pairs` (`PricingEnv.tabulate_pairs`)."""
+    row = own * n_prices + rival
+    return row, pairs[row, 0], pairs[row, 1], pairs[row, 2]
 
 
-def oracle_rebate(tables, params):
-    """Per-sale rebate computed from the known demand: the smallest that makes the target price a
-    strict best reply to any rival prices and pays each firm, at the all-target profile, its share
-    of the grid's maximal joint profit (the compensation for giving up collusion)."""
-    profit, share = own_by_rivals(tables.profits[:, 0], tables, params), own_by_rivals(tables.shares[:, 0], tables, params)
-    target = tables.target
-    best_deviation = np.delete(profit, target, axis=0).max(axis=0)
-    best_reply = np.max((best_deviation - profit[target]) / share[target])
-    all_target = np.ravel_multi_index((target,) * params.n_firms, (params.n_prices,) * params.n_firms)
-    collusive = tables.profits.sum(axis=1).max() / params.n_firms
-    compensation = (collusive - tables.profits[all_target, 0]) / tables.shares[all_target, 0]
-    return float(max(best_reply, compensation, 0.0))
-
-
-def own_by_rivals(values, tables, params):
-    """Firm 0's per-profile `values (J,)` as a table `(own price, rivals' profile)`; firms are symmetric."""
-    m, n = params.n_prices, params.n_firms
-    rivals = tables.actions[:, 1:] @ (m ** np.arange(n - 2, -1, -1))
-    table = np.empty((m, m ** (n - 1)))
-    table[tables.actions[:, 0], rivals] = values
-    return table
-
-
-def acceptance_by_level(outcomes):
-    """Share of sessions (pooled over search rounds) accepting each tested rebate level, indexed by level."""
-    accepts = outcomes["at_target"] > 0.5
-    return accepts.groupby(outcomes["rebate"]).mean().sort_index()
-
-
-def lowest_accepted(acceptance, params, fallback):
-    """Lowest level above which every tested level has acceptance `>= accept_share` (or `fallback`)."""
-    ok = acceptance >= params.accept_share - 1e-12
-    refused = acceptance.index[~ok.to_numpy()]
-    above = acceptance.index[ok.to_numpy() & (acceptance.index > (refused.max() if len(refused) else -np.inf))]
-    return float(above.min()) if len(above) else fallback
-
-
-# --- runs -------------------------------------------------------------------------------------------
-
-
-def as_seed_sequence(rng):
-    """A SeedSequence from an int seed, None, a SeedSequence or a Generator (drawn from once)."""
-    if isinstance(rng, np.random.SeedSequence):
-        return rng
-    if isinstance(rng, np.random.Generator):
-        return np.random.SeedSequence(int(rng.integers(2**63)))
-    if rng is not None:
-        check_int("rng", rng, low=0)
-    return np.random.SeedSequence(rng)
-
-
-class PricingRun:
-    """One run of the scenario: batches of sessions, their steps record and converged outcomes."""
-
-    def __init__(self, params, sessions, seed_sequence, progress):
-        self.params, self.sessions, self.seeds, self.progress = params, sessions, seed_sequence, progress
-        self.tables = MarketTables.build(params)
-        self.steps, self.search = [], []
-
-    def batch(self, groups):
-        """A SessionBatch from `(stream, round, levels, recorded)` groups of sessions."""
-        gens, rebates, recorded = [], [], []
-        for stream, round_, levels, record in groups:
-            gens += session_generators(self.seeds, stream, len(levels), round_)
-            rebates += [target_rebates(level, self.tables, self.params) for level in levels]
-            recorded += [record] * len(levels)
-        return SessionBatch(self.params, self.tables, np.stack(rebates), gens, recorded)
-
-    def play(self, groups, phase, round_=0):
-        """Run a batch to convergence, keep its steps record, return per-session outcomes with a `group` column."""
-        batch = self.batch(groups)
-        self.steps.append(batch.run(phase, round_, self.progress))
-        outcomes = batch.outcomes()
-        outcomes["group"] = np.repeat([g[0] for g in groups], [len(g[2]) for g in groups])
-        return outcomes
-
-    def laissez_faire(self):
-        return self.play([("laissez_faire", 0, [0.0] * self.sessions, True)], "laissez_faire")
-
-    def steer(self, level, extra=()):
-        out = self.play([*extra, ("steer", 0, [level] * self.sessions, True)], "steer")
-        return out[out.group == "steer"], out[out.group == "laissez_faire"]
-
-    def two_phase(self):
-        """Phase 1 batched search, then Phase 2 posting the inflated estimate; returns outcomes."""
-        p, tables = self.params, self.tables
-        tau_max = float(tables.grid[-1] - tables.grid[tables.target])
-        low, high, trials, baseline = 0.0, tau_max, [], None
-        for round_ in range(p.search_rounds):
-            levels = np.linspace(low, high, p.search_levels + 1)[1:]
-            groups = [("search", round_, np.repeat(levels, p.search_replicates), True)]
-            if baseline is None:
-                groups.insert(0, ("laissez_faire", 0, [0.0] * self.sessions, False))
-            out = self.play(groups, "search", round_)
-            baseline = out[out.group == "laissez_faire"] if baseline is None else baseline
-            trials.append(out[out.group == "search"])
-            acceptance = acceptance_by_level(pd.concat(trials))
-            high = lowest_accepted(acceptance, p, fallback=tau_max)
-            low = max([0.0] + [level for level in acceptance.index if level < high])
-        self.search = [{"rebate": float(k), "acceptance": float(v)} for k, v in acceptance.items()]
-        self.estimate = high
-        final, _ = self.steer(high * (1.0 + p.rebate_margin))
-        return final, baseline
-
-    def oracle(self):
-        self.estimate = oracle_rebate(self.tables, self.params)
-        return self.steer(self.estimate + ORACLE_EPS, extra=[("laissez_faire", 0, [0.0] * self.sessions, False)])
-
-    def steps_frame(self):
-        """All batches' records on one timeline, with per-period regret and its cumulative sum."""
-        offset, frames = 0, []
-        for frame in self.steps:
-            frame = frame.copy()
-            frame["period"] += offset
-            offset = int(frame["period"].iloc[-1])
-            frames.append(frame)
-        steps = pd.concat(frames, ignore_index=True)
-        steps["welfare_regret"] = self.tables.optimal_welfare - steps["welfare"]
-        steps["cumulative_regret"] = (steps["welfare_regret"] * steps["block_periods"]).cumsum()
-        return steps
-
-
-def run_pricing(mechanism="none", n_agents=2, sessions=32, rng=None, max_periods=None, progress=True, **params):
-    """Simulate `sessions` independent markets of `n_agents` Q-learning firms under `mechanism`.
-
-    Returns `(steps, summary)`: one row per recorded block of periods (mean price, per-firm profit,
-    consumer surplus, welfare, rebates paid, welfare regret, all per period per market), and the
-    converged outcomes (see the module docstring). The same `rng` seed gives identical output.
-    """
-    check_choice("mechanism", mechanism, MECHANISMS)
-    sessions = check_int("sessions", sessions, low=1)
-    unknown = (set(params) - {f.name for f in dataclasses.fields(PricingParams)}) | ({"n_firms"} & set(params))
-    if unknown:
-        raise ValueError(f"params: unknown pricing parameters {sorted(unknown)} (firms are set by n_agents)")
-    if max_periods is not None:
-        params["max_periods"] = max_periods
-    run = PricingRun(PricingParams(n_firms=n_agents, **params), sessions, as_seed_sequence(rng), progress)
-    if mechanism == "none":
-        final = baseline = run.laissez_faire()
-    elif mechanism == "two_phase":
-        final, baseline = run.two_phase()
-    else:
-        final, baseline = run.oracle()
-    steps = run.steps_frame()
-    return steps, summarise(run, mechanism, final, baseline, steps)
-
-
-def summarise(run, mechanism, final, baseline, steps):
-    """The summary dict: converged outcomes, welfare comparison and mechanism diagnostics."""
-    p, t = run.params, run.tables
-    nash, monopoly = benchmark_profits(p)
-    lf, fw = float(baseline["welfare"].mean()), float(final["welfare"].mean())
-    gap = t.optimal_welfare - lf
-    summary = {
-        "scenario": "pricing", "mechanism": mechanism, "n_agents": p.n_firms, "sessions": run.sessions,
-        "seed_entropy": int(run.seeds.entropy),
-        "profit_gain": float(final["profit_gain"].mean()),
-        "mean_price": float(final["price"].mean()),
-        "consumer_surplus": float(final["consumer_surplus"].mean()),
-        "converged_periods": float(final["stopped_at"].mean()),
-        "converged_share": float(final["converged"].mean()),
-        "optimal_welfare": t.optimal_welfare, "laissez_faire_welfare": lf, "final_welfare": fw,
-        "gap_closed": float((fw - lf) / gap) if gap > 1e-12 else float("nan"),
-        "total_welfare_regret": float(steps["cumulative_regret"].iloc[-1]),
-        "transfers_per_episode": float(final["transfers"].mean()),
-        "regret_slope": regret_slope(steps["cumulative_regret"], steps["period"]),
-        "periods": int(steps["period"].iloc[-1]),
-        "laissez_faire_profit_gain": float(baseline["profit_gain"].mean()),
-        "laissez_faire_price": float(baseline["price"].mean()),
-        "target_share": float(final["at_target"].mean()),
-        "nash_price": nash_price(p), "monopoly_price": monopoly_price(p),
-        "nash_profit": nash, "monopoly_profit": monopoly,
-        "target_price": float(t.grid[t.target]), "price_grid": t.grid.tolist(),
-        "session_profit_gains": final["profit_gain"].round(6).tolist(),
-        "session_prices": final["price"].round(6).tolist(),
-        "params": dataclasses.asdict(p),
-    }
-    if mechanism != "none":
-        summary["rebate_estimate"] = float(run.estimate)
-        summary["rebate_posted"] = float(final["rebate"].mean())
-        summary["oracle_rebate"] = oracle_rebate(t, p)
-        summary["search"] = run.search
-    return summary
+@compiled
+def market_period(firms, actions, indptr, indices, weights, markups, mu, n_prices, pairs, next_states, profits,
+                  surplus, quantities):
+    """The period of every firm in `firms`, into `next_states`, `profits`, `surplus` and `quantities`
+    `(N,)`: looked up for a firm with one rival when the `pairs` table is given, else computed."""
+    for i in firms:
+        if indptr[i + 1] - indptr[i] == 1 and pairs.shape[0] > 0:
+            outcome = pair_outcome(actions[i], actions[indices[indptr[i]]], pairs, n_prices)
+        else:
+            outcome = firm_outcome(i, actions, indptr, indices, weights, markups, mu, n_prices)
+        next_states[i], profits[i], surplus[i], quantities[i] = outcome

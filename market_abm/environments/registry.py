@@ -6,6 +6,7 @@ from market_abm.core.validation import check_fields
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.insurance import InsuranceEnv, InsuranceParams
 from market_abm.environments.pollution import PollutionEnv, PollutionParams
+from market_abm.environments.pricing import PricingEnv, PricingParams
 
 
 def pollution(n_agents, topology, **params):
@@ -18,19 +19,13 @@ def insurance(n_agents, topology, **params):
     return InsuranceEnv(topology, scenario_params(InsuranceParams, params))
 
 
-SCENARIOS = {"pollution": pollution, "insurance": insurance}
+def pricing(n_agents, topology, **params):
+    """Pricing algorithms in logit markets with their neighbours, a continuing market (see `environments.pricing`)."""
+    return PricingEnv(topology, scenario_params(PricingParams, params))
+
+
+SCENARIOS = {"pollution": pollution, "insurance": insurance, "pricing": pricing}
 SIZE_FIELDS = ("levels", "action_names", "horizon")  # the scenario parameters that set the states, actions, steps
-
-
-def pricing(**kwargs):
-    """Q-learning pricing algorithms in repeated markets (see `environments.pricing`): an infinite-horizon
-    discounted game run by its own vectorised session engine rather than `MarketModel`."""
-    from market_abm.environments.pricing import run_pricing
-
-    return run_pricing(**kwargs)
-
-
-SESSION_SCENARIOS = {"pricing": pricing}
 
 
 def scenario_params(cls, params):

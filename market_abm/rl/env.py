@@ -5,7 +5,9 @@ One `step(actions)` is one `MarketModel.step()` (the institution's staging runs 
 env episode is one model episode of `H` steps. `reset()` keeps the model, so the principal keeps
 what it learned across episodes (its Phase 1 search spans many of them); `reset(seed=s)` builds a
 fresh model with `rng=s`, so the same seed replays the same run. A model cannot abandon an episode
-half-way, so `reset()` in mid-episode (without a seed) is an error.
+half-way, so `reset()` in mid-episode (without a seed) is an error. In a continuing market (pricing)
+an env episode is one review period of the institution, truncated (not terminated) at its end: the
+market goes on, and `reset()` continues it from the same states.
 """
 
 from __future__ import annotations
@@ -122,13 +124,14 @@ class MarketParallelEnv(ParallelEnv):
 
     def step(self, actions):
         """Every agent acts; the model runs one staged step; returns observations, rewards,
-        terminations (true after step `H`), truncations (never) and infos."""
+        terminations (true after step `H`; never in a continuing market), truncations (at the end of
+        a continuing market's review period, where the market goes on) and infos."""
         model = self.model
         if not self.agents:
             raise ValueError("actions: no episode is running; call reset() first")
         model.learner.pending = self.action_array(actions)
         model.step()
-        done = model.h == 0
+        done = not model.episode_open if model.continuing else model.h == 0
         names = self.agents
         rewards = dict(zip(names, (model.private_rewards + model.transfers).tolist()))
         infos = {name: {"welfare": model.step_welfare, "phase": int(model.phase), "episode": model.episode,
@@ -136,7 +139,8 @@ class MarketParallelEnv(ParallelEnv):
                  for name, r, tau, u in zip(names, model.private_rewards.tolist(), model.transfers.tolist(),
                                             model.external_rewards.tolist())}
         observations = self.observe(done)
-        terminations, truncations = dict.fromkeys(names, done), dict.fromkeys(names, False)
+        terminations = dict.fromkeys(names, done and not model.continuing)
+        truncations = dict.fromkeys(names, done and model.continuing)
         if done:
             self.agents = []
         return observations, rewards, terminations, truncations, infos

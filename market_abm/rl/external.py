@@ -25,8 +25,9 @@ class ExternalLearner(Learner):
     name = "external"
     contract_aware = True
 
-    def __init__(self, n_agents, n_states, n_actions, horizon, rng, policy=None):
+    def __init__(self, n_agents, n_states, n_actions, horizon, rng, policy=None, discount=None):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
+        self.discount = discount  # a continuing market's: the outside learners discount as they choose
         if policy is not None and not callable(policy):
             raise ValueError(f"policy: must be a callable (offers, groups) -> probabilities, got {policy!r}")
         self.policy = policy
