@@ -71,8 +71,8 @@ def random_economies(sizes, per_size):
 
 def economies(quick):
     """(family, instance, model keywords, episodes) of every economy of the benchmark."""
-    single = 2000 if quick else 5000
-    network = 600 if quick else 2000
+    single = 1500 if quick else 5000
+    network = 300 if quick else 2000
     sizes = [(6, 3, 8)] if quick else [(4, 2, 5), (6, 3, 8), (12, 4, 12)]
     out = [(f, i, k, single) for f, i, k in random_economies(sizes, 2 if quick else 3)]
     out += [("coverage", "chain 5", {"mdp": coverage_chain(5, 8)}, single)]

@@ -4,8 +4,7 @@ measured in the same process. Only steps are timed; the example's drawing layout
 
     python benchmarks/throughput.py --agents 10000 --steps 60 600 --repeats 5
 
-By default the contract-aware firms plan on both cores at this size (`--planning-threads 1` keeps
-the whole step on one core, as Mesa's example runs).
+Both models run on one core.
 """
 
 from __future__ import annotations
@@ -52,12 +51,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--learner", default="contract_aware", help="the firms' learner (default contract_aware)")
     parser.add_argument("--epoch-growth", type=float, help="contract-aware re-planning threshold (default 0)")
-    parser.add_argument("--planning-threads", type=int, choices=(1, 2),
-                        help="threads the contract-aware firms plan on (default: 2 from 4,096 firms on 2+ cores)")
     args = parser.parse_args(argv)
     learner_params = {} if args.epoch_growth is None else {"epoch_growth": args.epoch_growth}
-    if args.planning_threads is not None:
-        learner_params["threads"] = args.planning_threads
     warm_up(args.learner, learner_params)
     for steps in args.steps:
         ours, theirs = [], []
@@ -70,9 +65,7 @@ def main(argv=None):
             theirs.append(args.agents * steps / timed_steps(example, steps))
         ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
         print(f"{steps} steps from a fresh model, N={args.agents:,}, median of {args.repeats}:")
-        planner = getattr(model.learner, "planner", None)
-        planning = f", planning on {planner.threads} thread(s)" if planner else ""
-        print(f"  market_abm pollution ({args.learner}{planning}): {ours_median:,.0f} agent-steps/s")
+        print(f"  market_abm pollution ({args.learner}): {ours_median:,.0f} agent-steps/s")
         print(f"  mesa VirusOnNetwork:  {theirs_median:,.0f} agent-steps/s")
         print(f"  ratio: {ours_median / theirs_median:.1f}x")
 

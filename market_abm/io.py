@@ -138,8 +138,11 @@ def jsonable_scalar(value):
 
 
 def markdown_table(table):
-    """A frame as a GitHub Markdown table (numbers to 4 significant digits)."""
-    return table.to_markdown(floatfmt=".4g") + "\n"
+    """A frame as a GitHub Markdown table (numbers to 4 significant digits); a named index, or the levels
+    of a multi-index, become the first columns, and an unnamed one is left out."""
+    if table.index.nlevels > 1 or table.index.name is not None:
+        table = table.reset_index()
+    return table.to_markdown(index=False, floatfmt=".4g") + "\n"
 
 
 def write_table(table, out, name):

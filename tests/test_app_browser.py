@@ -5,6 +5,7 @@ filled Solara asset cache (`market-abm viz --fetch-assets`) and every non-loopba
 blocked. Locally the tests skip when Chromium is missing; under CI they fail instead.
 """
 
+import os
 import re
 import time
 from pathlib import Path
@@ -135,8 +136,10 @@ def test_bad_control_shows_a_message_and_the_server_keeps_serving(open_page, ser
 
 
 @pytest.mark.slow
-def test_readme_screenshot(open_page):
-    """Writes docs/app.png: the default model stepped into Phase 2 (`pytest -m slow -k readme_screenshot`)."""
+def test_readme_screenshot(open_page, tmp_path):
+    """The default model stepped into Phase 2, as a screenshot; with `UPDATE_SCREENSHOT=1` it replaces
+    docs/app.png (`UPDATE_SCREENSHOT=1 pytest -m slow -k readme_screenshot`). A test run leaves the
+    checkout as it was: run files record whether it has local changes."""
     page = open_page(1400, 1500)
     interval = page.get_by_role("slider").nth(1)  # Render Interval: steps per press of Step
     interval.focus()
@@ -150,6 +153,6 @@ def test_readme_screenshot(open_page):
         if page.get_by_text("Phase 2: steering").count():
             presses_after_phase2 -= 1
     settled_images(page)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOT, full_page=True)
-    assert SCREENSHOT.stat().st_size > 50_000
+    shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "app.png"
+    page.screenshot(path=shot, full_page=True)
+    assert shot.stat().st_size > 50_000

@@ -80,7 +80,12 @@ class PooledSearch:
         self.at_ceiling |= at_top & (self.hi >= self.point_bound - 1e-12)
         grown = np.where(lo_before > 0, self.hi + 2 * (self.hi - lo_before), 2 * self.hi)
         self.hi = np.where(at_top, np.minimum(grown, self.point_bound), self.hi)
-        self.lo = np.minimum(self.lo, self.hi)  # noisy answers never invert a bracket
+        # refused at or above an amount taken before: the threshold has moved up (the agents learnt, or
+        # the offers elsewhere changed what they give up), so the old top no longer bounds it
+        moved_up = refused & self.hi_tested & (offer >= self.hi - 1e-12)
+        self.hi = np.where(moved_up, np.minimum(np.maximum(2 * offer, offer + 2 * m.tol), self.point_bound), self.hi)
+        self.hi_tested &= ~moved_up
+        self.lo = np.minimum(self.lo, self.hi)  # a bracket is never inverted
         self.searched |= in_phase1[:, None] & (self.amount > 0)
         self.seen[ready] = 0
         self.taken[ready] = 0

@@ -141,7 +141,10 @@ class TwoPhaseMechanism(Mechanism):
         visits = np.moveaxis(counts.sum(axis=-1), 0, 1)  # (G, H, S, A)
         self.first_states += visits[:, 0].sum(axis=-1)
         self.decision_visits += visits.sum(axis=-1)
-        self.default_counts = 0.99 * self.default_counts + self.left_alone * visits  # recent choices weigh more
+        # the agents' own choices, recent ones weighing more: a decision point seen again without offers
+        # forgets a little of what it showed before; one not seen so keeps it
+        seen_alone = self.left_alone & (visits.sum(axis=-1, keepdims=True) > 0)
+        self.default_counts = np.where(seen_alone, 0.99 * self.default_counts + visits, self.default_counts)
         self.episode_payoff = (external.sum(axis=(0, 2, 3)) - self.episode_paid) / self.group_sizes
         self.episode_counts[:] = self.episode_external[:] = self.episode_paid[:] = 0.0
         return visits
