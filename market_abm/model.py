@@ -275,9 +275,6 @@ class MarketModel(ContinuingMarket, mesa.Model):
         done = self.review.periods if self.continuing else self.h
         episodes = check_int("episodes", episodes, low=0, high=MAX_COUNT // length)
         check_run_length(self, "episodes", episodes * length - done)
-        if self.continuing:
-            self.run_periods(episodes * length - done, progress)
-            return
         self.run_steps(episodes * length - done, progress)
 
     def run_steps(self, steps, progress=False):

@@ -68,7 +68,6 @@ class CellSearch:
     # --- posting ------------------------------------------------------------------------
     def amounts(self, balance):
         """Amounts `(G, n_cells)` to post, and the cells where only the balancing surplus is posted."""
-        m = self.m
         amounts = np.where(self.targets & (self.status == TESTING), self.probe, 0.0)
         amounts = np.where(self.targets & (self.status == STEERED), self.tau_hat + self.surplus, amounts)
         balancing = self.balancing_cells() if balance else np.zeros_like(self.targets)
@@ -239,6 +238,14 @@ class CellSearch:
         pending = np.where(self.hi_tested, 0.5 * (self.lo + self.hi), np.nan)
         out = np.where(np.isfinite(self.tau_hat), self.tau_hat, pending)
         return np.where(self.at_ceiling, np.inf, out)
+
+    def settled_estimates(self):
+        """Each cell's settled estimate (NaN: not settled now; inf: at the ceiling)."""
+        return np.where(self.at_ceiling, np.inf, self.tau_hat)
+
+    def ceiling_cells(self):
+        """Cells refused at the bound `(G, n_cells)`."""
+        return self.at_ceiling.copy()
 
     def steered(self):
         return self.targets & (self.status == STEERED)

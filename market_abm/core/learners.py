@@ -156,8 +156,7 @@ class ContractAwareLearner(Learner):
         shape = unrolled(self.transition_counts)
         rows = self.rows[agents]
         if len(rows) == self.n_agents:  # everyone, in place
-            plan_block(self.transition_counts, self.visits, self.reward_sum, self.reward_squares, offers, groups,
-                       ceiling, *knobs, self.policy, self.epoch_ends, *shape)
+            plan_block(*self.tables(), offers, groups, ceiling, *knobs, self.policy, self.epoch_ends, *shape)
         else:
             for start in range(0, len(rows), self.chunk):  # a subset is gathered, a chunk at a time
                 part = rows[start: start + self.chunk]

@@ -167,7 +167,7 @@ class PooledSearch:
         return tuple(np.einsum("gks,gs->gk", v[:, :, 0], start) for v in values)
 
     # --- what it tells ------------------------------------------------------------------------
-    def cell_estimates(self):
+    def estimates(self):
         """Each cell's amount in the sense of its exact counterpart: the least amount at which the points
         the agents visit take the cell's action on a share `accept_share` of the visits, from the points'
         estimated thresholds (NaN where the points' thresholds are not known; inf at the ceiling)."""
@@ -191,6 +191,15 @@ class PooledSearch:
                 share = np.cumsum(wg[order]) / wg.sum()
                 out[g, cell] = v[order][np.searchsorted(share, m.accept_share - 1e-12)]
         return out
+
+    def settled_estimates(self):
+        """The cells' estimates now (see `estimates`): a pooled cell is priced from its points."""
+        return self.estimates()
+
+    def ceiling_cells(self):
+        """Cells posted now with a decision point refused at the bound `(G, n_cells)`."""
+        m = self.m
+        return m.cell_sum(self.at_ceiling & (m.scheme.expand(self.amount) > 0)) > 0
 
     def steered(self):
         return self.amount > 0

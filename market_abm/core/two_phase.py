@@ -188,10 +188,7 @@ class TwoPhaseMechanism(Mechanism):
 
     def current_estimates(self):
         """Each cell's estimated compensating transfer now `(G, n_cells)` (NaN: none; inf: at the ceiling)."""
-        search = self.search
-        if isinstance(search, CellSearch):
-            return search.estimates()
-        return search.cell_estimates()
+        return self.search.estimates()
 
     # --- the principal's model -----------------------------------------------------------------
     def principal_model(self):
@@ -229,14 +226,9 @@ class TwoPhaseMechanism(Mechanism):
 
     def estimates(self):
         search = self.search
-        current = self.current_estimates()
-        if isinstance(search, CellSearch):
-            current = np.where(search.at_ceiling, np.inf, search.tau_hat)
-            at_ceiling = search.at_ceiling.copy()
-        else:
-            at_ceiling = self.cell_sum(search.at_ceiling & (self.scheme.expand(search.amount) > 0)) > 0
         return CellEstimates(self.scheme, self.accept_share, search.searched.copy(), self.phase1_estimates.copy(),
-                             current, search.steered(), at_ceiling, self.phase1_episodes)
+                             search.settled_estimates(), search.steered(), search.ceiling_cells(),
+                             self.phase1_episodes)
 
     def summary(self):
         search = self.search
