@@ -133,7 +133,7 @@ def run_one(task, benchmarks):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/generality"))
-    parser.add_argument("--quick", action="store_true", help="fewer economies and episodes (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer economies and episodes")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
     tasks = runs(args.quick)
