@@ -15,7 +15,7 @@ import numpy as np
 from market_abm.core import StepRecord
 from market_abm.core.calvano import CalvanoQ, choose_price, exploration_rate, learn_step
 from market_abm.core.compiled import compiled
-from market_abm.environments.pricing import PricingEnv, firm_outcome
+from market_abm.environments.pricing import PricingEnv, firm_outcome, pair_outcome
 
 LOCAL_VALUES = 1 << 16  # a session with at most this many action values is advanced on a gathered copy
 REPLAY_PATH = 1024  # periods a stopped session's greedy play is followed, at most, to find its cycle
@@ -137,8 +137,7 @@ def advance_session(agents, draws, eps, q, greedy, last_change, stopped, alpha, 
         for k in range(size):  # an agent's state is read only by its own update: it moves on at once
             i = agents[k]
             if paired:
-                next_state = actions[i] * n_prices + actions[indices[indptr[i]]]
-                profit, share, sold = pairs[next_state, 0], pairs[next_state, 1], pairs[next_state, 2]
+                next_state, profit, share, sold = pair_outcome(actions[i], actions[indices[indptr[i]]], pairs, n_prices)
             else:
                 next_state, profit, share, sold = firm_outcome(i, actions, indptr, indices, weights, markups, mu,
                                                                n_prices)
@@ -201,8 +200,7 @@ def replay_stopped(agents, columns, greedy, start, end, indptr, indices, weights
         for k in range(size):
             i = agents[k]
             if paired:
-                next_state = actions[i] * n_prices + actions[indices[indptr[i]]]
-                profit, share, sold = pairs[next_state, 0], pairs[next_state, 1], pairs[next_state, 2]
+                next_state, profit, share, sold = pair_outcome(actions[i], actions[indices[indptr[i]]], pairs, n_prices)
             else:
                 next_state, profit, share, sold = firm_outcome(i, actions, indptr, indices, weights, markups, mu,
                                                                n_prices)
