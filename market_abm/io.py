@@ -113,6 +113,18 @@ def write_parquet(frame, path):
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def read_folder_json(folder, name, what):
+    """The JSON file `name` of `folder`, and its path; a one-line `ValueError` on the `dir` field if the
+    folder holds no such file (it then holds no `what`) or the file cannot be read."""
+    path = Path(folder) / name
+    try:
+        return json.loads(path.read_text()), path
+    except FileNotFoundError:
+        raise ValueError(f"dir: no {what} in {os.fspath(folder)!r} (no {name})") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"dir: cannot read {os.fspath(path)!r}: {' '.join(str(err).split())}") from None
+
+
 def write_json(data, path):
     """A dict as JSON (NaN and inf as null), atomically."""
     text = json.dumps(jsonable(data), indent=2, sort_keys=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from market_abm.io import atomic_folder, check_folder_path, jsonable, write_json, write_parquet
+from market_abm.io import atomic_folder, check_folder_path, jsonable, read_folder_json, write_json, write_parquet
 
 SUMMARY = "summary.json"
 RUN_FORMAT = "market_abm.run/1"  # the `format` of a summary.json that records how to re-run its run
@@ -69,13 +69,7 @@ def check_out(out, overwrite=False):
 
 def read_run_summary(folder):
     """The `summary.json` of the run folder `folder`, which must record how to re-run it."""
-    path = Path(folder) / SUMMARY
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"dir: no run in {os.fspath(folder)!r} (no {SUMMARY})") from None
-    except (OSError, ValueError) as err:
-        raise ValueError(f"dir: cannot read {os.fspath(path)!r}: {' '.join(str(err).split())}") from None
+    summary, path = read_folder_json(folder, SUMMARY, "run")
     if not isinstance(summary, dict) or summary.get("format") != RUN_FORMAT:
         raise ValueError(f"dir: {os.fspath(path)!r} does not record how to re-run its run (written by an "
                          "earlier version, or not by market-abm run)")

@@ -21,7 +21,7 @@ import pandas as pd
 from market_abm.batch.backends import choose_backend, open_backend
 from market_abm.batch.runs import clean_partial, provenance, read_run_record, write_run_file
 from market_abm.batch.spec import SweepSpec, load_spec
-from market_abm.io import check_folder_path, jsonable, write_json, write_parquet
+from market_abm.io import check_folder_path, jsonable, read_folder_json, write_json, write_parquet
 from market_abm.results import SUMMARY
 
 MANIFEST = "manifest.json"
@@ -222,13 +222,7 @@ def summaries_frame(records):
 
 def read_manifest(folder):
     """The manifest of the sweep in `folder` (a one-line `ValueError` if there is none)."""
-    path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"dir: no sweep in {os.fspath(folder)!r} (no {MANIFEST})") from None
-    except (OSError, ValueError) as err:
-        raise ValueError(f"dir: cannot read {os.fspath(path)!r}: {err}") from None
+    manifest, path = read_folder_json(folder, MANIFEST, "sweep")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"dir: {os.fspath(path)!r} is not a market_abm sweep manifest")
     runs = manifest.get("runs")
