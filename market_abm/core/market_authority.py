@@ -158,8 +158,8 @@ class MarketAuthority(Mechanism):
 
     def choose_target(self):
         """The target price maximising estimated welfare, and the rebate estimated to implement it."""
-        demand, prices, sizes = self.demand, self.prices, np.unique(self.rivals)
-        firms = np.array([(self.rivals == d).sum() for d in sizes])
+        demand, prices = self.demand, self.prices
+        sizes, firms = np.unique(self.rivals, return_counts=True)
         welfare = np.zeros(len(prices))
         for d, count in zip(sizes, firms):
             profit = demand.profit_against(prices, prices, d, self.cost)

@@ -234,13 +234,12 @@ class PricingEnv(NetworkEnv):
     def review_figures(self, totals):
         """A review period's market figures from its `ReviewTotals`, all per period: the mean price,
         profit per firm, Calvano's profit gain, and the consumer surplus of a firm's market."""
-        periods = max(totals.periods, 1)
-        profit = float(totals.private.sum()) / (self.n_agents * periods)
+        profit = totals.per_agent_period(totals.private)
         return {
             "mean_price": float(totals.action_shares @ self.grid),
             "profit": profit,
             "profit_gain": self.profit_gain(profit),
-            "consumer_surplus": float((totals.external * self.market_size).sum()) / (self.n_agents * periods),
+            "consumer_surplus": totals.per_agent_period(totals.external * self.market_size),
         }
 
     def profit_gain(self, profit, firms=None):
@@ -256,7 +255,7 @@ class PricingEnv(NetworkEnv):
         rows = []
         for label in np.unique(labels):
             firms = labels == label
-            profit = float(totals.private[firms].sum()) / (firms.sum() * max(totals.periods, 1))
+            profit = totals.per_agent_period(totals.private[firms])
             rows.append((label, int(firms.sum()), self.profit_gain(profit, firms)))
         return pd.DataFrame(rows, columns=["label", "firms", "profit_gain"])
 
