@@ -5,6 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market_abm.core.learners import EXPLORATIONS, behaviour_table, count_step, q_step, sample_actions
+from market_abm.core.cell_search import plan_targets
+from market_abm.core.schemes import TransferScheme
 from market_abm.core.two_phase import count_transitions
 from market_abm.core.settlement import settle_step
 from market_abm.environments.graphs import make_topology
@@ -140,3 +142,41 @@ def test_pollution_step_is_the_sparse_operator_then_unbiased_rounding():
     assert np.array_equal(external, env.external[states, actions])
     single = env.dynamics(states[:, 1], actions[:, 1], uniforms[:, 1])
     assert all(np.array_equal(one, many[:, 1]) for one, many in zip(single, (next_states, private, external)))
+
+
+def reference_plan(transition, reward, unseen, default, cost, cell_of, n_cells):
+    """The principal's plan by backward induction, one step at a time over whole arrays."""
+    n_groups, n_states, _ = reward.shape
+    value = np.zeros((n_groups, n_states))
+    targets, worth = np.zeros((n_groups, n_cells), dtype=bool), np.zeros((n_groups, n_cells))
+    for h in range(default.shape[1] - 1, -1, -1):
+        expected = (transition @ value[:, None, :, None])[..., 0]
+        q = reward + (1.0 - unseen) * expected + unseen * value.max(axis=-1)[:, None, None]
+        alone = (default[:, h] * q).sum(axis=-1)
+        offered = q - np.minimum(cost[:, h], 1e6)
+        best = offered.argmax(axis=-1)
+        gain = np.take_along_axis(offered, best[..., None], axis=-1)[..., 0]
+        steer = gain > alone
+        value = np.where(steer, gain, alone)
+        rows = np.nonzero(steer)
+        chosen = cell_of[h][np.arange(n_states)[None, :], best]
+        targets[rows[0], chosen[rows]] = True
+        worth[rows[0], chosen[rows]] = q[rows[0], rows[1], best[rows]] - alone[rows]
+    return targets, worth
+
+
+@given(st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), st.booleans(),
+                 st.integers(0, 2**32 - 1)))
+@settings(max_examples=60, deadline=None)
+def test_principal_plan_matches_backward_induction_over_arrays(size):
+    g, h, s, a, pooled, seed = size
+    rng = np.random.default_rng(seed)
+    transition = rng.dirichlet(np.ones(s), size=(g, s, a))
+    reward, unseen = rng.normal(size=(g, s, a)), (rng.random((g, s, a)) < 0.2).astype(float)
+    default = rng.dirichlet(np.ones(a), size=(g, h, s))
+    cost = np.where(rng.random((g, h, s, a)) < 0.1, np.inf, rng.exponential(size=(g, h, s, a)))
+    group_of = (np.arange(h)[:, None] * s + (np.arange(s) // 2 if pooled else np.arange(s))[None, :])
+    scheme = TransferScheme(group_of, a)
+    got = plan_targets(transition, reward, unseen, default, cost, scheme.cell_of, scheme.n_cells)
+    expected = reference_plan(transition, reward, unseen, default, cost, scheme.cell_of, scheme.n_cells)
+    assert np.array_equal(got[0], expected[0]) and np.allclose(got[1], expected[1])

@@ -27,9 +27,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from market_abm.core.mdp import expected_next
+from market_abm.core.compiled import compiled
 
 IDLE, TESTING, STEERED = range(3)
+
+
+@compiled
+def plan_targets(transition, reward, unseen, default, cost, cell_of, n_cells):
+    """The principal's plan by backward induction: at each decision point `(g, h, s)`, the agents' own
+    choice (`default (G, H, S, A)`, free) or the best action offered at its cell's `cost (G, H, S, A)`,
+    on `transition (G, S, A, S)`, external reward `(G, S, A)` and the weight `unseen (G, S, A)` on a pair
+    leading to the best next state. Returns the target cells `(G, n_cells)` and what each is worth (its
+    action's value over the agents' own choice; of the decision points sharing a cell, the last one planned
+    sets it)."""
+    n_groups, n_states, n_actions = reward.shape
+    targets, worth = np.zeros((n_groups, n_cells), np.bool_), np.zeros((n_groups, n_cells))
+    value, ahead_value, q = np.zeros((n_groups, n_states)), np.empty((n_groups, n_states)), np.empty(n_actions)
+    for h in range(default.shape[1] - 1, -1, -1):
+        for g in range(n_groups):
+            best_next = value[g].max()
+            for s in range(n_states):
+                alone, best, best_action = 0.0, -np.inf, 0
+                for a in range(n_actions):
+                    expected = 0.0
+                    for t in range(n_states):
+                        expected += transition[g, s, a, t] * value[g, t]
+                    q[a] = reward[g, s, a] + (1.0 - unseen[g, s, a]) * expected + unseen[g, s, a] * best_next
+                    alone += default[g, h, s, a] * q[a]
+                    offered = q[a] - min(cost[g, h, s, a], 1e6)
+                    if offered > best:
+                        best, best_action = offered, a
+                if best > alone:
+                    ahead_value[g, s] = best
+                    cell = cell_of[h, s, best_action]
+                    targets[g, cell] = True
+                    worth[g, cell] = q[best_action] - alone
+                else:
+                    ahead_value[g, s] = alone
+        value[:] = ahead_value
+    return targets, worth
 
 
 class CellSearch:
@@ -191,23 +227,9 @@ class CellSearch:
         decision point may be left to the agents' own choice (`default` probabilities `(G, H, S, A)`,
         free) or offered one action at its cell's cost; then price the targets."""
         m = self.m
-        cost = m.scheme.expand(self.costs())  # (G, H, S, A)
-        cells = m.scheme.cell_of  # (H, S, A)
-        value = np.zeros((m.n_groups, m.n_states))
-        targets, worth = np.zeros_like(self.targets), np.zeros(self.targets.shape)
-        for h in range(m.horizon - 1, -1, -1):
-            ahead = (1.0 - unseen) * expected_next(transition, value) + unseen * value.max(axis=-1)[:, None, None]
-            q = reward + ahead  # (G, S, A) before transfers
-            alone = (default[:, h] * q).sum(axis=-1)  # (G, S)
-            offered = q - np.minimum(cost[:, h], 1e6)
-            best = offered.argmax(axis=-1)
-            gain = np.take_along_axis(offered, best[..., None], axis=-1)[..., 0]
-            steer = gain > alone
-            value = np.where(steer, gain, alone)
-            chosen = cells[h][np.arange(m.n_states)[None, :], best]  # (G, S) cell of the best action
-            rows = np.nonzero(steer)
-            targets[rows[0], chosen[rows]] = True
-            worth[rows[0], chosen[rows]] = q[rows[0], rows[1], best[rows]] - alone[rows]
+        cost = np.ascontiguousarray(m.scheme.expand(self.costs()))  # (G, H, S, A)
+        targets, worth = plan_targets(*(np.ascontiguousarray(x, dtype=float) for x in (transition, reward, unseen, default)),
+                                      cost, m.scheme.cell_of, m.scheme.n_cells)
         self.set_targets(targets, worth)
 
     def set_targets(self, targets, worth):
