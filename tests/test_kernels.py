@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 
 from market_abm.core.learners import EXPLORATIONS, behaviour_table, count_step, q_step, sample_actions
 from market_abm.core.cell_search import plan_targets
-from market_abm.core.schemes import TransferScheme
+from market_abm.core.mdp import policy_evaluation
+from market_abm.core.pooled_search import coordinate_ascent, coordinate_moves
+from market_abm.core.schemes import TransferScheme, make_scheme
 from market_abm.core.two_phase import count_transitions
 from market_abm.core.settlement import settle_step
 from market_abm.environments.graphs import make_topology
@@ -180,3 +182,59 @@ def test_principal_plan_matches_backward_induction_over_arrays(size):
     got = plan_targets(transition, reward, unseen, default, cost, scheme.cell_of, scheme.n_cells)
     expected = reference_plan(transition, reward, unseen, default, cost, scheme.cell_of, scheme.n_cells)
     assert np.array_equal(got[0], expected[0]) and np.allclose(got[1], expected[1])
+
+
+def reference_trial_welfare(trial, cell_of, cost, own, transition, reward, start):
+    """Policy evaluation of the agents' predicted response to each trial amount vector, over whole arrays."""
+    n_actions, horizon = cell_of.shape[-1], cell_of.shape[0]
+    offer = trial[..., cell_of]  # (G, K, H, S, A)
+    finite = np.isfinite(cost)[:, None]
+    surplus = np.where(finite, offer - np.where(finite, cost[:, None], 0.0), -np.inf)
+    own_mask = np.arange(n_actions) == own[:, None, ..., None]
+    surplus = np.where(own_mask, np.maximum(surplus, 0.0), np.where(offer > 0, surplus, -np.inf))
+    policy = surplus.argmax(axis=-1)
+    policy = np.where(np.take_along_axis(surplus, policy[..., None], axis=-1)[..., 0] <= 0, own[:, None], policy)
+    compliance = np.where(np.isfinite(cost), cost, 0.0)[:, None]
+    both = np.stack(np.broadcast_arrays(reward[:, None, None] - compliance, offer))
+    values = policy_evaluation(transition[:, None], both, policy, horizon)
+    return tuple(np.einsum("gks,gs->gk", v[:, :, 0], start) for v in values)
+
+
+def reference_coordinate_ascent(amounts, moves, move_points, move_action, probe, eps, cost, own, cell_of,
+                                transition, reward, start, sweeps):
+    """Coordinate ascent evaluating every candidate amount of a move at once, for all groups."""
+    n_groups = amounts.shape[0]
+    rows = np.arange(n_groups)
+    for _ in range(sweeps):
+        for cells, points, action in zip(moves, move_points, move_action):
+            options = np.where(points[None], probe[..., action] + eps, np.nan).reshape(n_groups, -1)
+            current = amounts[:, cells][:, :1]
+            candidates = np.concatenate([np.zeros((n_groups, 1)), current, options], axis=1)
+            candidates = np.where(np.isfinite(candidates), candidates, 0.0)
+            trial = np.repeat(amounts[:, None, :], candidates.shape[1], axis=1)
+            trial[:, :, cells] = candidates[..., None]
+            values, paid = reference_trial_welfare(trial, cell_of, cost, own, transition, reward, start)
+            best = ((values >= values.max(axis=1, keepdims=True) - 1e-9) * (1.0 / (1.0 + paid))).argmax(axis=1)
+            better = (values[rows, best] > values[:, 1] + 1e-9) | (paid[rows, best] < paid[:, 1] - 1e-12)
+            amounts = np.where(better[:, None], trial[rows, best], amounts)
+    return amounts
+
+
+@given(st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), st.booleans(),
+                 st.integers(0, 2**32 - 1)))
+@settings(max_examples=60, deadline=None)
+def test_pooled_plan_matches_coordinate_ascent_over_arrays(size):
+    g, h, s, a, per_action, seed = size
+    rng = np.random.default_rng(seed)
+    scheme = make_scheme("per_action" if per_action else "stationary", h, s, a)
+    moves, points, action = coordinate_moves(scheme)
+    amounts = np.where(rng.random((g, scheme.n_cells)) < 0.5, 0.0, np.round(rng.exponential(size=(g, scheme.n_cells)), 1))
+    probe = np.round(rng.exponential(size=(g, h, s, a)), 1)  # rounded: candidates coincide and tie
+    cost = np.where(rng.random((g, h, s, a)) < 0.1, np.inf, np.round(rng.exponential(size=(g, h, s, a)), 1))
+    own = rng.integers(a, size=(g, h, s))
+    cost = np.where(np.arange(a) == own[..., None], 0.0, cost)
+    transition = rng.dirichlet(np.ones(s), size=(g, s, a))
+    reward, start = rng.normal(size=(g, s, a)), rng.dirichlet(np.ones(s), size=g)
+    arguments = (moves, points, action, probe, 0.01, cost, own, scheme.cell_of, transition, reward, start, 2)
+    got = coordinate_ascent(amounts, *arguments)
+    assert np.allclose(got, reference_coordinate_ascent(amounts, *arguments))

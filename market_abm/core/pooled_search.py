@@ -22,9 +22,109 @@ from __future__ import annotations
 
 import numpy as np
 
-from market_abm.core.mdp import policy_evaluation
+from market_abm.core.compiled import compiled, inlined
 
 SWEEPS = 2  # coordinate-ascent passes over the cells per plan
+
+
+@inlined
+def trial_welfare(trial, g, cell_of, cost, own, transition, reward, start, next_values, values):
+    """Estimated welfare and payments per agent per episode of group `g` under the amounts `trial
+    (n_cells,)`, by policy evaluation on `transition (G, S, A, S)` from `start (G, S)` (`next_values`,
+    `values` are `(2, S)` work arrays).
+
+    At each point the agents take the action whose offer most exceeds its threshold `cost (G, H, S, A)`
+    (inf: never; an action not offered is not taken unless it is their own choice `own (G, H, S)`, whose
+    surplus is at least 0), the lowest such action on ties, and their own choice where no surplus is
+    positive. Welfare is the external reward `(G, S, A)` less the thresholds of the actions taken (what
+    compliance costs the agents)."""
+    horizon, n_states, n_actions = cell_of.shape
+    next_values[:] = 0.0
+    for h in range(horizon - 1, -1, -1):
+        for s in range(n_states):
+            mine, taken, best = own[g, h, s], 0, -np.inf
+            for a in range(n_actions):
+                offer, threshold = trial[cell_of[h, s, a]], cost[g, h, s, a]
+                surplus = offer - threshold if np.isfinite(threshold) else -np.inf
+                if a == mine:
+                    surplus = max(surplus, 0.0)
+                elif not offer > 0:
+                    surplus = -np.inf
+                if surplus > best:
+                    taken, best = a, surplus
+            if best <= 0:
+                taken = mine
+            compliance = cost[g, h, s, taken] if np.isfinite(cost[g, h, s, taken]) else 0.0
+            welfare, payment = reward[g, s, taken] - compliance, trial[cell_of[h, s, taken]]
+            for t in range(n_states):
+                welfare += transition[g, s, taken, t] * next_values[0, t]
+                payment += transition[g, s, taken, t] * next_values[1, t]
+            values[0, s], values[1, s] = welfare, payment
+        next_values[:] = values
+    welfare, payment = 0.0, 0.0
+    for s in range(n_states):
+        welfare += start[g, s] * next_values[0, s]
+        payment += start[g, s] * next_values[1, s]
+    return welfare, payment
+
+
+@compiled
+def coordinate_ascent(amounts, moves, move_points, move_action, probe, eps, cost, own, cell_of, transition, reward,
+                      start, sweeps):
+    """Each group's amounts `(G, n_cells)` improved by `sweeps` passes of coordinate ascent on the
+    welfare the principal can estimate (`trial_welfare`). A move sets the cells `moves[m] (n_cells,)` to
+    one amount: none, the first cell's current amount, or a test amount `probe (G, H, S, A)` plus `eps`
+    of one of the move's points `move_points[m] (H, S)` for its action `move_action[m]`. Of the amounts
+    whose welfare is within 1e-9 of the best, the one paying least is taken (the first on ties), if it
+    gains welfare over the current amount or pays less."""
+    n_groups, n_cells = amounts.shape
+    horizon, n_states, _ = cell_of.shape
+    out = amounts.copy()
+    trial, candidates = np.empty(n_cells), np.empty(2 + horizon * n_states)
+    welfare, paid = np.empty(candidates.shape[0]), np.empty(candidates.shape[0])
+    next_values, values = np.empty((2, n_states)), np.empty((2, n_states))
+    for g in range(n_groups):
+        for _ in range(sweeps):
+            for m in range(moves.shape[0]):
+                first = np.argmax(moves[m])
+                candidates[0], candidates[1], n = 0.0, out[g, first], 2
+                for h in range(horizon):
+                    for s in range(n_states):
+                        if not move_points[m, h, s]:
+                            continue
+                        amount = probe[g, h, s, move_action[m]] + eps
+                        amount = amount if np.isfinite(amount) else 0.0
+                        fresh = True
+                        for j in range(n):
+                            fresh = fresh and candidates[j] != amount
+                        if fresh:
+                            candidates[n], n = amount, n + 1
+                for k in range(n):
+                    trial[:] = out[g]
+                    for c in range(n_cells):
+                        if moves[m, c]:
+                            trial[c] = candidates[k]
+                    welfare[k], paid[k] = trial_welfare(trial, g, cell_of, cost, own, transition, reward, start,
+                                                        next_values, values)
+                top, best = welfare[:n].max(), 0
+                for k in range(n):
+                    if welfare[k] >= top - 1e-9 and (welfare[best] < top - 1e-9 or paid[k] < paid[best]):
+                        best = k
+                if welfare[best] > welfare[1] + 1e-9 or paid[best] < paid[1] - 1e-12:
+                    for c in range(n_cells):
+                        if moves[m, c]:
+                            out[g, c] = candidates[best]
+    return out
+
+
+def coordinate_moves(scheme):
+    """The coordinate-ascent moves of a pooled plan: first every cell of one action together (one amount
+    per action, so the plan is never worse than the coarsest scheme's), then each cell alone. Returns
+    the cells each move sets `(M, n_cells)`, its decision points `(M, H, S)` and its action `(M,)`."""
+    actions, cells = scheme.cell_action(np.arange(scheme.n_cells)), np.arange(scheme.n_cells)
+    moves = np.array([actions == a for a in range(scheme.n_actions)] + [cells == c for c in cells])
+    points = np.array([np.isin(scheme.group_of, scheme.cell_group(cells[move])) for move in moves])
+    return moves, points, np.array([actions[move][0] for move in moves])
 
 
 class PooledSearch:
@@ -48,6 +148,7 @@ class PooledSearch:
         self.stable = np.zeros(m.n_groups, dtype=int)
         self.searched = np.zeros((m.n_groups, m.scheme.n_cells), dtype=bool)
         self.ever_posted = np.zeros((m.n_groups, m.scheme.n_cells), dtype=bool)
+        self.moves = coordinate_moves(m.scheme)
 
     # --- posting ------------------------------------------------------------------------
     def amounts(self, balance):
@@ -114,31 +215,11 @@ class PooledSearch:
         own = default.argmax(axis=-1)  # (G, H, S) the agents' own choice
         is_own = np.arange(m.n_actions) == own[..., None]
         cost = np.where(is_own, 0.0, cost)
-        start = m.initial_distribution()
-        amounts = self.amount.copy()
-        actions = m.scheme.cell_action(np.arange(m.scheme.n_cells))
-        group_of_cell = m.scheme.cell_group(np.arange(m.scheme.n_cells))
-        # moves: first every cell of one action together (one amount per action, so the plan is never
-        # worse than the coarsest scheme's), then each cell alone
-        moves = [actions == a for a in range(m.n_actions)]
-        moves += [np.arange(m.scheme.n_cells) == cell for cell in range(m.scheme.n_cells)]
-        for _ in range(SWEEPS):
-            for cells in moves:
-                action = int(actions[cells][0])
-                points = np.isin(m.scheme.group_of, group_of_cell[cells])  # (H, S)
-                options = np.where(points[None], probe[..., action] + m.eps, np.nan).reshape(m.n_groups, -1)
-                current = amounts[:, cells][:, :1]
-                candidates = np.concatenate([np.zeros((m.n_groups, 1)), current, options], axis=1)
-                candidates = np.where(np.isfinite(candidates), candidates, 0.0)
-                trial = np.repeat(amounts[:, None, :], candidates.shape[1], axis=1)  # (G, K, n_cells)
-                trial[:, :, cells] = candidates[..., None]
-                values, paid = self.welfare(trial, cost, own, transition, reward, start)
-                best = (values >= values.max(axis=1, keepdims=True) - 1e-9) * (1.0 / (1.0 + paid))
-                best = best.argmax(axis=1)
-                keep = values[np.arange(m.n_groups), best] > values[:, 1] + 1e-9  # only a strict gain moves
-                chosen = trial[np.arange(m.n_groups), best]
-                amounts = np.where(keep[:, None] | (paid[np.arange(m.n_groups), best] < paid[:, 1] - 1e-12)[:, None],
-                                   chosen, amounts)
+        moves, points, action = self.moves
+        amounts = coordinate_ascent(self.amount, moves, points, action, np.ascontiguousarray(probe), m.eps,
+                                    np.ascontiguousarray(cost), np.ascontiguousarray(own), m.scheme.cell_of,
+                                    *(np.ascontiguousarray(x, dtype=float) for x in
+                                      (transition, reward, m.initial_distribution())), SWEEPS)
         unchanged = np.all(np.isclose(amounts, self.amount), axis=1)
         self.stable = np.where(unchanged, self.stable + 1, 0)
         moved = m.scheme.expand(~np.isclose(amounts, self.amount)).any(axis=-1)  # points whose offers change
@@ -147,24 +228,6 @@ class PooledSearch:
         self.waited[moved] = 0
         self.amount = amounts
         self.ever_posted |= amounts > 0
-
-    def welfare(self, trial, cost, own, transition, reward, start):
-        """Estimated welfare and payments per agent per episode `(G, K)` of each trial amount vector
-        `(G, K, n_cells)`: the agents take, at each point, the offered action that most exceeds its
-        threshold, else their own choice."""
-        m = self.m
-        offer = m.scheme.expand(trial)  # (G, K, H, S, A)
-        finite = np.isfinite(cost)[:, None]
-        surplus = np.where(finite, offer - np.where(finite, cost[:, None], 0.0), -np.inf)
-        own_mask = np.arange(m.n_actions) == own[:, None, ..., None]
-        surplus = np.where(own_mask, np.maximum(surplus, 0.0), np.where(offer > 0, surplus, -np.inf))
-        policy = surplus.argmax(axis=-1)  # ties go to the lowest action; the agents' own choice has surplus >= 0
-        chosen_own = np.take_along_axis(surplus, policy[..., None], axis=-1)[..., 0] <= 0
-        policy = np.where(chosen_own, own[:, None], policy)
-        compliance = np.where(np.isfinite(cost), cost, 0.0)[:, None]  # (G, 1, H, S, A)
-        both = np.stack(np.broadcast_arrays(reward[:, None, None] - compliance, offer))  # welfare, payments
-        values = policy_evaluation(transition[:, None], both, policy, m.horizon)
-        return tuple(np.einsum("gks,gs->gk", v[:, :, 0], start) for v in values)
 
     # --- what it tells ------------------------------------------------------------------------
     def estimates(self):
