@@ -16,9 +16,9 @@ choices under the offers posted on it.
   that lowered the estimate; one step, after a run twice as long, after one that confirmed it), and
   answers given while a cell is not posted are forgotten once older than their life (which doubles),
   so a cell refused while the agents were still learning is priced again.
-- *Balanced surplus.* Where the plan leaves the agents alone, their own choice is paid the same
-  surplus a steered agent keeps, so every path gains alike and the offers do not change what the
-  agents would give up elsewhere.
+- *Balanced surplus.* Where the plan leaves the agents alone, every action is paid the same surplus a
+  steered agent keeps, so every path gains alike, the agents' own choice there is not changed, and the
+  offers do not change what the agents would give up elsewhere.
 
 Amounts are in units of per-step payoff.
 """
@@ -117,12 +117,11 @@ class CellSearch:
         return m.margin + m.eps + 0.5 * m.tol
 
     def balancing_cells(self):
-        """The agents' own choice at every group of decision points the plan leaves alone, `(G, n_cells)`."""
+        """Every cell of the groups of decision points the plan leaves alone, `(G, n_cells)`."""
         m = self.m
-        own = m.cell_sum(m.default_counts).reshape(m.n_groups, -1, m.n_actions)
-        free = ~self.targets.reshape(own.shape).any(axis=-1, keepdims=True) & (own.sum(axis=-1, keepdims=True) > 0)
-        choice = np.arange(m.n_actions) == own.argmax(axis=-1)[..., None]
-        return (free & choice).reshape(m.n_groups, -1)
+        shape = (m.n_groups, -1, m.n_actions)
+        free = ~self.targets.reshape(shape).any(axis=-1, keepdims=True)
+        return np.broadcast_to(free, self.targets.reshape(shape).shape).reshape(m.n_groups, -1)
 
     # --- learning -----------------------------------------------------------------------
     def counting(self):

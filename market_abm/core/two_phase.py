@@ -119,7 +119,7 @@ class TwoPhaseMechanism(Mechanism):
     def post_offers(self):
         amounts, balancing = self.search.amounts(balance=self.episode >= self.warmup)
         self.offers = self.scheme.expand(amounts)
-        # decision points where only the balancing surplus is posted on the agents' own choice still show it
+        # decision points where only the balancing surplus is posted, on every action, still show the agents' own choice
         self.left_alone = ~(self.scheme.expand(np.where(balancing, 0.0, amounts)) != 0).any(axis=-1, keepdims=True)
         return self.offers
 
