@@ -69,11 +69,11 @@ class Principal(mesa.Agent):
 
     @property
     def offers(self):
-        return self.model.mechanism.offers[self.group]
+        return self.model.offers[self.group]
 
     @property
     def phase(self):
-        return self.model.mechanism.phase
+        return self.model.phase
 
     @property
     def transfers_paid(self):

@@ -131,6 +131,7 @@ class MarketModel(ContinuingMarket, mesa.Model):
         self.actions = np.zeros(n, dtype=np.int64)
         self.private_rewards, self.external_rewards, self.transfers = np.zeros(n), np.zeros(n), np.zeros(n)
         self.transfers_received = np.zeros(n)
+        self.offers = np.zeros((self.mechanism.n_groups, env.horizon, env.n_states, env.n_actions))  # none yet
         self.action_shares = np.zeros(env.n_actions)
         self.target_share = np.nan  # share of agents taking the target action this step
         self.h, self.episode, self.cumulative_regret = 0, 0, 0.0
@@ -329,7 +330,7 @@ class MarketModel(ContinuingMarket, mesa.Model):
         if self.continuing:
             out.update(self.converged_figures())
         out.update(self.mechanism.summary())
-        out.update(self.env.summary_extras(self))
+        out.update(self.env.summary_extras(self.steps_frame()))
         out.update(self.estimate_figures())
         out.update({k: v for k, v in self.settings.items() if v is not None})
         out["benchmark"] = self.benchmarks["benchmark"]

@@ -163,8 +163,9 @@ class PopulationEnv:
         """Each agent's expected welfare can be computed exactly (independent agents, exact local model)."""
         return self.agents_independent and self.local_mdp() is not None
 
-    def summary_extras(self, model):
-        """Scenario-specific figures for `summary.json`, from the finished `model` (default none)."""
+    def summary_extras(self, steps):
+        """Scenario-specific figures for `summary.json`, from the finished run's model-level `steps` frame
+        (one row per step; default none)."""
         return {}
 
     agents_independent = False

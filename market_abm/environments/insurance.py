@@ -259,7 +259,7 @@ class InsuranceEnv(NetworkEnv):
         """One row per live step: population totals of premiums, claims, losses and prevention."""
         return pd.DataFrame(self.ledger, columns=list(LEDGER))
 
-    def summary_extras(self, model):
+    def summary_extras(self, steps):
         """Over the last 10% of steps: prevention and loss rates (shares of household-steps with
         prevention, with a loss), and the insurer's books per household per episode, where insurer
         profit = premiums - claims - discounts (the mechanism's transfers)."""
@@ -269,7 +269,7 @@ class InsuranceEnv(NetworkEnv):
         tail = ledger.iloc[-max(1, len(ledger) // 10):]
         totals = tail.sum()
         per_episode = self.horizon / totals["agents"]
-        discounts = float(model.steps_frame()["transfers"].iloc[-len(tail):].sum()) * self.n_agents
+        discounts = float(steps["transfers"].iloc[-len(tail):].sum()) * self.n_agents
         premiums, claims = totals["premiums"] * per_episode, totals["claims"] * per_episode
         return {
             "prevention_rate": float(totals["prevention"] / totals["agents"]),

@@ -259,7 +259,7 @@ class PricingEnv(NetworkEnv):
             rows.append((label, int(firms.sum()), self.profit_gain(profit, firms)))
         return pd.DataFrame(rows, columns=["label", "firms", "profit_gain"])
 
-    def summary_extras(self, model):
+    def summary_extras(self, steps):
         """The benchmarks of the default market size: Nash and monopoly prices and profits."""
         cost, k = self.params.marginal_cost, self.grid_firms
         return {"nash_price": self.demand.nash_price(cost, k), "monopoly_price": self.demand.monopoly_price(cost, k),

@@ -129,7 +129,7 @@ class MarketParallelEnv(ParallelEnv):
         model = self.model
         if not self.agents:
             raise ValueError("actions: no episode is running; call reset() first")
-        model.learner.pending = self.action_array(actions)
+        model.learner.hand_in(self.action_array(actions))
         model.step()
         done = not model.episode_open if model.continuing else model.h == 0
         names = self.agents

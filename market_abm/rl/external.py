@@ -49,6 +49,10 @@ class ExternalLearner(Learner):
             raise ValueError(f"policy: returned shape {policy.shape}, must be {shape + (self.n_actions,)}")
         return policy
 
+    def hand_in(self, actions):
+        """The actions `(N,)` the outside agents take at the coming step."""
+        self.pending = actions
+
     def act(self, h, states):
         if self.pending is None:
             raise ValueError("actions: an ExternalLearner acts only through MarketParallelEnv.step(actions)")
