@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from market_abm.batch.cli import add_replay, add_sweep
-from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES, takes_scheme
 from market_abm.core.validation import MAX_COUNT, check_seed
-from market_abm.environments.graphs import GRAPHS, graph_file
+from market_abm.environments.graphs import graph_file
+from market_abm.registry import GRAPHS, LEARNERS, MECHANISMS, SCENARIOS, SCHEMES, takes_scheme
 from market_abm.runner import NETWORK_EPISODES, PAPER_EPISODES
 
 
@@ -41,8 +41,6 @@ def json_object(text):
 
 
 def add_run(subparsers):
-    from market_abm.environments.registry import SCENARIOS
-
     run = subparsers.add_parser("run", help="run one scenario and write its data and summary")
     run.add_argument("scenario", choices=sorted(SCENARIOS))
     run.add_argument("--agents", type=int, help="number of learning agents (default 1, the paper setting; "

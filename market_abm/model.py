@@ -18,13 +18,13 @@ from mesa.discrete_space import Network
 
 from market_abm.agents import LearningAgent, Principal
 from market_abm.continuing import ContinuingMarket
-from market_abm.core import StepRecord, TabularEnv, TabularMDP, make_learner, make_mechanism
+from market_abm.core import StepRecord, TabularEnv, TabularMDP
 from market_abm.core.baselines import LaissezFaire
 from market_abm.core.settlement import settle_step
 from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
-from market_abm.environments.registry import make_environment
 from market_abm.memory import check_agents, check_environment_size, check_model_size, check_run_length
 from market_abm.metrics import estimate_figures, summarise
+from market_abm.registry import choice_name, make_environment, make_learner, make_mechanism
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
 
@@ -104,7 +104,7 @@ class MarketModel(ContinuingMarket, mesa.Model):
         env = self.env
         self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
                          "graph": os.fspath(graph) if mdp is None and isinstance(graph, (str, os.PathLike)) else None,
-                         "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
+                         "mechanism": choice_name(mechanism),
                          "scheme": scheme}
         self.continuing = env.discount is not None
         if self.continuing and "discount" in learner_params:

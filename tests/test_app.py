@@ -22,8 +22,8 @@ sys.path.insert(0, str(VISUALIZATION))
 import network_view  # noqa: E402
 from market_view import MarketView  # noqa: E402
 
-from market_abm.environments.registry import SCENARIOS  # noqa: E402
 from market_abm.model import MarketModel  # noqa: E402
+from market_abm.registry import SCENARIOS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,8 @@ if HERE not in sys.path:  # the page's helper modules, also when the page is imp
 from market_view import MAX_AGENTS, SCENARIO_DEFAULT, MarketView  # noqa: E402
 from network_view import NetworkRenderer  # noqa: E402
 
-from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES  # noqa: E402
-from market_abm.environments.graphs import GRAPHS  # noqa: E402
-from market_abm.environments.registry import SCENARIOS  # noqa: E402
 from market_abm.metrics import summarise  # noqa: E402
+from market_abm.registry import GRAPHS, LEARNERS, MECHANISMS, SCENARIOS, SCHEMES  # noqa: E402
 
 PHASES = {0: "fixed rule", 1: "Phase 1: estimating transfers", 2: "Phase 2: steering"}
 PHASE_SHADES = {1: "tab:orange", 2: "tab:green"}
