@@ -50,9 +50,10 @@ def check_model_size(learner, n_agents, n_groups, n_states, n_actions, horizon, 
 
 
 def check_environment_size(learner, env, placed):
-    """`check_model_size` for a scenario's environment on its graph (its `size_fields` name the
-    parameters that set its states, actions and steps)."""
-    links = env.topology.adjacency.nnz // 2
+    """`check_model_size` for a scenario's environment on its graph, if it has one (its `size_fields`
+    name the parameters that set its states, actions and steps)."""
+    topology = getattr(env, "topology", None)
+    links = 0 if topology is None else topology.adjacency.nnz // 2
     check_model_size(learner, env.n_agents, env.n_groups, env.n_states, env.n_actions, env.horizon, links,
                      placed, env.size_fields)
 

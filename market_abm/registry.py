@@ -1,19 +1,22 @@
 """Every named choice of a model, in one place: scenarios, graphs, learners, mechanisms and transfer
 schemes. The CLI, sweeps, the visualizer and the RL env offer these names.
 
-Where a name is accepted, a user's own object is accepted too: a networkx graph or an edge-list file
-for `graph`, a `Learner` or `Mechanism` subclass.
+Wherever a name is accepted, a user's own object is accepted too: a `PopulationEnv` for `scenario`,
+a networkx graph or an edge-list file for `graph`, a `Learner` or `Mechanism` subclass, and a
+`TransferScheme` of the economy's sizes for `scheme`.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 from market_abm.core.baselines import FixedSubsidy, LaissezFaire, Oracle, Pigouvian
 from market_abm.core.calvano import CalvanoQ
+from market_abm.core.environment import PopulationEnv
 from market_abm.core.institution import Mechanism
 from market_abm.core.learners import ContractAwareLearner, Learner, boltzmann, epsilon_greedy, optimistic_q
-from market_abm.core.schemes import fine, per_action, stationary, threshold
+from market_abm.core.schemes import TransferScheme, fine, per_action, stationary, threshold
 from market_abm.core.two_phase import TwoPhaseMechanism
 from market_abm.core.validation import check_fields, check_keywords
 from market_abm.environments.graphs import GRAPHS, make_topology
@@ -82,8 +85,11 @@ def scenario_params(cls, params):
 
 
 def make_environment(scenario, n_agents, graph, rng, graph_params, params):
-    """The population environment of a registered scenario on a graph (one node for one agent)."""
-    factory = registered("scenario", scenario)
+    """The population environment of a registered scenario on a graph (one node for one agent), or a
+    copy of a user's own `PopulationEnv`, so that the models built from it share no state."""
+    if isinstance(scenario, PopulationEnv):
+        return copy.deepcopy(scenario)
+    factory = registered("scenario", scenario, " or a PopulationEnv")
     topology = make_topology(graph, n_agents, rng, **graph_params)
     return factory(topology.n_nodes, topology, **params)
 
@@ -114,8 +120,15 @@ def make_learner(name, n_agents, n_states, n_actions, horizon, rng, /, scenario_
 
 
 def make_scheme(scheme, horizon, n_states, n_actions):
-    """The registered scheme `scheme` for an `(H, S, A)` decision problem."""
-    return registered("scheme", scheme)(horizon, n_states, n_actions)
+    """The registered scheme `scheme` for an `(H, S, A)` decision problem, or a user's own
+    `TransferScheme`, which must partition a problem of those sizes."""
+    if not isinstance(scheme, TransferScheme):
+        return registered("scheme", scheme, " or a TransferScheme")(horizon, n_states, n_actions)
+    own, economy = (scheme.horizon, scheme.n_states, scheme.n_actions), (horizon, n_states, n_actions)
+    if own != economy:
+        raise ValueError(f"scheme: the TransferScheme is for (horizon, n_states, n_actions) = {own}, but the "
+                         f"economy's are {economy}")
+    return scheme
 
 
 def make_mechanism(name, view, scheme="fine", /, exact=None, **params):
