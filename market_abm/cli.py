@@ -1,4 +1,4 @@
-"""The `market-abm` command: run a scenario, start the visualizer, sweep and replay.
+"""The `market-abm` command: run a scenario, start the visualizer, sweep and replay, list the choices.
 
 Bad input exits with status 2 and one line naming the problem, and writes nothing.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from market_abm.batch.cli import add_replay, add_sweep
 from market_abm.core.validation import MAX_COUNT, check_seed
 from market_abm.environments.graphs import graph_file
-from market_abm.registry import GRAPHS, LEARNERS, MECHANISMS, SCENARIOS, SCHEMES, takes_scheme
+from market_abm.registry import GRAPHS, LEARNERS, MECHANISMS, SCENARIOS, SCHEMES, choices, takes_scheme
 from market_abm.runner import NETWORK_EPISODES, PAPER_EPISODES
 
 
@@ -161,7 +161,24 @@ def command_viz(args):
     return subprocess.call(command, env=dict(os.environ))
 
 
-COMMANDS = [add_run, add_viz, add_sweep, add_replay]
+def add_list(subparsers):
+    listing = subparsers.add_parser("list", help="list every registered choice: scenarios, graphs, learners, "
+                                                 "mechanisms and transfer schemes")
+    listing.set_defaults(handler=command_list)
+
+
+def command_list(args):
+    """Print the registered choices kind by kind, one line each: the name and what it is."""
+    registered = choices()
+    width = max(len(name) for _, name, _ in registered)
+    for i, (kind, name, text) in enumerate(registered):
+        if i == 0 or kind != registered[i - 1][0]:
+            print(f"{kind}:" if i == 0 else f"\n{kind}:")
+        print(f"  {name:<{width}}  {text}")
+    return 0
+
+
+COMMANDS = [add_run, add_viz, add_sweep, add_replay, add_list]
 
 
 def build_parser():

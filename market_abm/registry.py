@@ -1,5 +1,6 @@
 """Every named choice of a model, in one place: scenarios, graphs, learners, mechanisms and transfer
-schemes. The CLI, sweeps, the visualizer and the RL env offer these names.
+schemes. The CLI, sweeps, the visualizer and the RL env offer these names, and `market-abm list`
+prints them with a line on each.
 
 Wherever a name is accepted, a user's own object is accepted too: a `PopulationEnv` for `scenario`,
 a networkx graph or an edge-list file for `graph`, a `Learner` or `Mechanism` subclass, and a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 
 from market_abm.core.baselines import FixedSubsidy, LaissezFaire, Oracle, Pigouvian
 from market_abm.core.calvano import CalvanoQ
@@ -58,6 +60,18 @@ MECHANISMS = {
 SCHEMES = {"fine": fine, "stationary": stationary, "per_action": per_action, "threshold": threshold}
 KINDS = {"scenario": SCENARIOS, "graph": GRAPHS, "learner": LEARNERS, "mechanism": MECHANISMS, "scheme": SCHEMES}
 POPULATION = ("n_agents", "n_states", "n_actions", "horizon", "rng")  # what make_learner passes every learner
+
+
+def choices():
+    """Every registered choice as `(kind, name, description)`, kind by kind, in the order registered."""
+    return [(kind, name, description(factory)) for kind, table in KINDS.items() for name, factory in table.items()]
+
+
+def description(factory):
+    """The first sentence of a factory's docstring, on one line, without a closing `(see ...)` pointer."""
+    text = " ".join(inspect.getdoc(factory).split("\n\n")[0].split())
+    sentence = re.split(r"(?<=\.)\s+(?=[A-Z`])", text)[0]
+    return re.sub(r"\s*\(see [^()]*\)(?=\.?$)", "", sentence)
 
 
 def registered(kind, name, own=""):
