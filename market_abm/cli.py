@@ -148,16 +148,14 @@ def add_viz(subparsers):
 def command_viz(args):
     import subprocess
 
-    from market_abm.viz_assets import main_fetch_assets
+    from market_abm.visualization import APP
+    from market_abm.visualization.assets import main_fetch_assets
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"argument --port: must be in [0, 65535], got {args.port}")
     if args.fetch_assets:
         return main_fetch_assets()
-    app = Path(__file__).resolve().parent.parent / "visualization" / "app.py"
-    if not app.exists():
-        raise UsageError(f"visualizer app not found at {app}")
-    command = [sys.executable, "-m", "solara", "run", str(app), "--port", str(args.port)]
+    command = [sys.executable, "-m", "solara", "run", APP, "--port", str(args.port)]
     return subprocess.call(command, env=dict(os.environ))
 
 
