@@ -1,4 +1,4 @@
-"""The `market-abm` command: run a scenario, start the visualizer, sweep and replay.
+"""The `market-abm` command: run a scenario, start the visualizer, sweep and replay, list the choices.
 
 Bad input exits with status 2 and one line naming the problem, and writes nothing.
 """
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from market_abm.batch.cli import add_replay, add_sweep
-from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES, takes_scheme
 from market_abm.core.validation import MAX_COUNT, check_seed
-from market_abm.environments.graphs import GRAPHS, graph_file
+from market_abm.environments.graphs import graph_file
+from market_abm.registry import GRAPHS, LEARNERS, MECHANISMS, SCENARIOS, SCHEMES, choices, takes_scheme
 from market_abm.runner import NETWORK_EPISODES, PAPER_EPISODES
 
 
@@ -41,8 +41,6 @@ def json_object(text):
 
 
 def add_run(subparsers):
-    from market_abm.environments.registry import SCENARIOS
-
     run = subparsers.add_parser("run", help="run one scenario and write its data and summary")
     run.add_argument("scenario", choices=sorted(SCENARIOS))
     run.add_argument("--agents", type=int, help="number of learning agents (default 1, the paper setting; "
@@ -150,20 +148,35 @@ def add_viz(subparsers):
 def command_viz(args):
     import subprocess
 
-    from market_abm.viz_assets import main_fetch_assets
+    from market_abm.visualization import APP
+    from market_abm.visualization.assets import main_fetch_assets
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"argument --port: must be in [0, 65535], got {args.port}")
     if args.fetch_assets:
         return main_fetch_assets()
-    app = Path(__file__).resolve().parent.parent / "visualization" / "app.py"
-    if not app.exists():
-        raise UsageError(f"visualizer app not found at {app}")
-    command = [sys.executable, "-m", "solara", "run", str(app), "--port", str(args.port)]
+    command = [sys.executable, "-m", "solara", "run", APP, "--port", str(args.port)]
     return subprocess.call(command, env=dict(os.environ))
 
 
-COMMANDS = [add_run, add_viz, add_sweep, add_replay]
+def add_list(subparsers):
+    listing = subparsers.add_parser("list", help="list every registered choice: scenarios, graphs, learners, "
+                                                 "mechanisms and transfer schemes")
+    listing.set_defaults(handler=command_list)
+
+
+def command_list(args):
+    """Print the registered choices kind by kind, one line each: the name and what it is."""
+    registered = choices()
+    width = max(len(name) for _, name, _ in registered)
+    for i, (kind, name, text) in enumerate(registered):
+        if i == 0 or kind != registered[i - 1][0]:
+            print(f"{kind}:" if i == 0 else f"\n{kind}:")
+        print(f"  {name:<{width}}  {text}")
+    return 0
+
+
+COMMANDS = [add_run, add_viz, add_sweep, add_replay, add_list]
 
 
 def build_parser():

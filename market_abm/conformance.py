@@ -8,11 +8,11 @@ from types import MappingProxyType
 
 import numpy as np
 
-from market_abm.core import (LEARNERS, CellEstimates, Learner, PopulationEnv, StepRecord, TabularEnv, TabularMDP,
-                             make_learner)
+from market_abm.core import CellEstimates, Learner, PopulationEnv, StepRecord, TabularEnv, TabularMDP
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import single_node_mdp
 from market_abm.environments.pricing import PricingEnv, PricingParams
+from market_abm.registry import LEARNERS, make_learner
 
 
 def learner_api_test(learner, n_agents=7, episodes=3):

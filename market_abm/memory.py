@@ -9,8 +9,8 @@ data. It is a close estimate, not an upper bound: it refuses what cannot fit, no
 
 from __future__ import annotations
 
-from market_abm.core.learners import LEARNERS
 from market_abm.core.validation import check_memory
+from market_abm.registry import LEARNERS
 
 AGENT_BYTES = 2_000  # an agent's Mesa handle and its rows of the model's arrays
 PLACED_LINK_BYTES = 640  # a link of the Mesa network (networkx graph and cells) the agents sit on
@@ -50,13 +50,12 @@ def check_model_size(learner, n_agents, n_groups, n_states, n_actions, horizon, 
 
 
 def check_environment_size(learner, env, placed):
-    """`check_model_size` for a scenario's environment on its graph (a scenario may name its own
-    `size_fields`, the parameters that set its states, actions and steps)."""
-    from market_abm.environments.registry import SIZE_FIELDS
-
-    links = env.topology.adjacency.nnz // 2
+    """`check_model_size` for a scenario's environment on its graph, if it has one (its `size_fields`
+    name the parameters that set its states, actions and steps)."""
+    topology = getattr(env, "topology", None)
+    links = 0 if topology is None else topology.adjacency.nnz // 2
     check_model_size(learner, env.n_agents, env.n_groups, env.n_states, env.n_actions, env.horizon, links,
-                     placed, getattr(env, "size_fields", SIZE_FIELDS))
+                     placed, env.size_fields)
 
 
 def check_run_length(model, name, steps):

@@ -3,8 +3,9 @@
 Each step runs in stages: the institution posts transfers (at the start of an episode), agents act,
 the externality propagates, payoffs and transfers settle, agents learn, the institution records
 what it saw, and the DataCollector collects. One agent on a one-node graph is the paper's single
-principal / single agent setting; a user's own `TabularMDP` runs through the same path. A
-continuing market (pricing) has review periods instead of episodes (see `continuing`).
+principal / single agent setting; a user's own `TabularMDP`, or own `PopulationEnv` given as the
+scenario, runs through the same path. A continuing market (pricing) has review periods instead of
+episodes (see `continuing`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from mesa.discrete_space import Network
 
 from market_abm.agents import LearningAgent, Principal
 from market_abm.continuing import ContinuingMarket
-from market_abm.core import StepRecord, TabularEnv, TabularMDP, make_learner, make_mechanism
+from market_abm.core import PopulationEnv, StepRecord, TabularEnv, TabularMDP
 from market_abm.core.baselines import LaissezFaire
 from market_abm.core.settlement import settle_step
 from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
-from market_abm.environments.registry import make_environment
 from market_abm.memory import check_agents, check_environment_size, check_model_size, check_run_length
 from market_abm.metrics import estimate_figures, summarise
+from market_abm.registry import choice_name, make_environment, make_learner, make_mechanism
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
 
@@ -40,24 +41,33 @@ def check_benchmarks(benchmark):
     return check_bool("benchmark", benchmark)
 
 
-def check_custom_mdp(mdp, graph_params, scenario_params, shared_principal):
-    """A user's own economy (`mdp`) has no graph or scenario parameters; only it has a shared principal."""
-    if mdp is None:
-        if shared_principal:
-            raise ValueError("shared_principal: only replicas of a custom mdp have their own principals to share")
-        return
-    if not isinstance(mdp, TabularMDP):
+def check_own_economy(scenario, mdp, n_agents, graph_params, scenario_params, shared_principal):
+    """A user's own economy, an `mdp` or a `PopulationEnv` given as the `scenario`, takes no graph or
+    scenario parameters, and an environment brings its own agents; only replicas of an mdp have
+    principals to share."""
+    own_env = isinstance(scenario, PopulationEnv)
+    if mdp is not None and not isinstance(mdp, TabularMDP):
         raise ValueError(f"mdp: must be a TabularMDP, got {type(mdp).__name__}")
+    if mdp is not None and own_env:
+        raise ValueError("mdp: the scenario is already your own PopulationEnv; give one economy, not both")
+    if mdp is None and shared_principal:
+        raise ValueError("shared_principal: only replicas of a custom mdp have their own principals to share")
+    if own_env and n_agents not in (1, scenario.n_agents):
+        raise ValueError(f"n_agents: the scenario's PopulationEnv has {scenario.n_agents} agents, got {n_agents} "
+                         f"(give 1 or {scenario.n_agents})")
+    what = ("a custom mdp has no graph or scenario" if mdp is not None
+            else "a PopulationEnv scenario brings its own graph and parameters" if own_env else None)
     for name, params in (("graph_params", graph_params), ("scenario_params", scenario_params)):
-        if params:
-            raise ValueError(f"{name}: a custom mdp has no graph or scenario, so takes no {name}")
+        if what and params:
+            raise ValueError(f"{name}: {what}, so takes no {name}")
 
 
 class MarketModel(ContinuingMarket, mesa.Model):
     """A population of learners, the institution that steers them, and the metrics of how well it does.
 
     Attributes:
-        env: the population environment (scenario dynamics on the graph).
+        env: the population environment (scenario dynamics on the graph; a copy of a user's own
+            `PopulationEnv` given as the scenario).
         learner: the population's learner (arrays indexed by agent).
         mechanism: the model-level institution posting transfers, built from the principal's view (a
             scenario may specialise a registered mechanism: `env.mechanisms` maps the name to its class).
@@ -84,14 +94,14 @@ class MarketModel(ContinuingMarket, mesa.Model):
         benchmark = check_benchmarks(benchmark)
         shared_principal = check_bool("shared_principal", shared_principal)
         agent_snapshot_every = check_int("agent_snapshot_every", agent_snapshot_every, low=0)
-        check_custom_mdp(mdp, graph_params, scenario_params, shared_principal)
+        check_own_economy(scenario, mdp, n_agents, graph_params, scenario_params, shared_principal)
         super().__init__(rng=rng)
         self.arguments = {"scenario": scenario, "n_agents": n_agents, "graph": graph, "scheme": scheme,
                           "learner": learner, "mdp": mdp, "graph_params": graph_params,
                           "scenario_params": scenario_params, "learner_params": learner_params,
                           "shared_principal": shared_principal}
         self.seed_argument = rng if isinstance(rng, (int, np.integer)) else self._rng  # an int, or the state
-        self.scenario_name = "custom" if mdp is not None else scenario
+        self.scenario_name = "custom" if mdp is not None else choice_name(scenario)
         if mdp is not None:
             learner = TabularEnv.default_learner if learner is None else learner
             check_model_size(learner, n_agents, 1 if shared_principal else n_agents, mdp.n_states, mdp.n_actions,
@@ -102,10 +112,10 @@ class MarketModel(ContinuingMarket, mesa.Model):
             learner = self.env.default_learner if learner is None else learner
             check_environment_size(learner, self.env, placed=self.env.n_agents <= MESA_SPACE_LIMIT)
         env = self.env
+        named_graph = mdp is None and isinstance(scenario, str) and isinstance(graph, (str, os.PathLike))
         self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
-                         "graph": os.fspath(graph) if mdp is None and isinstance(graph, (str, os.PathLike)) else None,
-                         "mechanism": mechanism if isinstance(mechanism, str) else getattr(mechanism, "name", "custom"),
-                         "scheme": scheme}
+                         "graph": os.fspath(graph) if named_graph else None,
+                         "mechanism": choice_name(mechanism), "scheme": choice_name(scheme)}
         self.continuing = env.discount is not None
         if self.continuing and "discount" in learner_params:
             raise ValueError("learner_params: the discount is the market's (set scenario_params.discount)")

@@ -70,17 +70,20 @@ def free_port() -> int:
 
 
 class SolaraServer:
-    """`solara run <app>` on a free loopback port, as a subprocess; use as a context manager.
+    """`solara run <app>` (a script's path or a module's name) on a free loopback port, as a
+    subprocess in its own process group; use as a context manager. `command(port)`, if given, is
+    the command line that serves the page instead, on `host`.
 
     Attributes: `url`, `port`, `log_path` (server stdout and stderr), `process`.
     """
 
     def __init__(self, app: str | os.PathLike, log_path: str | os.PathLike, *, cache_dir=None,
-                 offline: bool = True, production: bool = False, cwd=None, env: dict | None = None):  # fmt: skip
+                 offline: bool = True, production: bool = False, cwd=None, env: dict | None = None,
+                 command=None, host: str = "127.0.0.1"):  # fmt: skip
         self.app = Path(app)
         self.log_path = Path(log_path)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.url = f"http://{host}:{self.port}/"
         self.cwd = Path(cwd) if cwd is not None else self.app.parent
         self.process: subprocess.Popen | None = None
         self.env = {**os.environ, "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "false", "SOLARA_ASSETS_PROXY": "true",
@@ -90,8 +93,10 @@ class SolaraServer:
         if offline:
             self.env["SOLARA_ASSETS_CDN"] = OFFLINE_CDN
         self.env.update(env or {})
-        self.cmd = [sys.executable, "-m", "solara", "run", str(self.app), "--host", "127.0.0.1",
+        self.cmd = [sys.executable, "-m", "solara", "run", str(self.app), "--host", host,
                     "--port", str(self.port), "--no-open"] + (["--production"] if production else [])  # fmt: skip
+        if command is not None:
+            self.cmd = command(self.port)
 
     def start(self, timeout: float = 60.0) -> SolaraServer:
         """Start the server and wait until it serves the page."""

@@ -27,9 +27,9 @@ def solara_cache():
     from browser_support import skip_or_fail
 
     try:
-        from market_abm.viz_assets import AssetFetchError, fetch_assets, frontend_problems
+        from market_abm.visualization.assets import AssetFetchError, fetch_assets, frontend_problems
     except ImportError as e:
-        pytest.fail(f"cannot import market_abm.viz_assets: {e}")
+        pytest.fail(f"cannot import market_abm.visualization.assets: {e}")
     problems = frontend_problems()
     if problems:
         pytest.fail("; ".join(problems))

@@ -2,9 +2,7 @@
 and the controls are driven through its widgets."""
 
 import functools
-import importlib.util
-import sys
-from pathlib import Path
+import importlib
 
 import ipyvuetify as v
 import ipywidgets
@@ -16,22 +14,15 @@ import solara
 
 matplotlib.use("Agg")
 
-VISUALIZATION = Path(__file__).resolve().parent.parent / "visualization"
-sys.path.insert(0, str(VISUALIZATION))
-
-import network_view  # noqa: E402
-from market_view import MarketView  # noqa: E402
-
-from market_abm.environments.registry import SCENARIOS  # noqa: E402
 from market_abm.model import MarketModel  # noqa: E402
+from market_abm.registry import SCENARIOS  # noqa: E402
+from market_abm.visualization import APP, network_view  # noqa: E402
+from market_abm.visualization.market_view import MarketView  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def app():
-    spec = importlib.util.spec_from_file_location("market_abm_app", VISUALIZATION / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(APP)
 
 
 class Page:

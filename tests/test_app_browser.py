@@ -1,4 +1,5 @@
-"""End-to-end: the visualizer served by `solara run visualization/app.py`, driven in headless Chromium.
+"""End-to-end: the visualizer served as `market-abm viz` serves it (`solara run market_abm.visualization.app`),
+driven in headless Chromium.
 
 Debian's chromium is driven by Playwright (`executable_path`); the page's front end comes from the
 filled Solara asset cache (`market-abm viz --fetch-assets`) and every non-loopback request is
@@ -13,10 +14,11 @@ from pathlib import Path
 import pytest
 from browser_support import SolaraServer, loopback_only, skip_or_fail
 
+from market_abm.visualization import APP
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "visualization" / "app.py"
 SCREENSHOT = ROOT / "docs" / "app.png"
 SEED = "Seed (a whole number >= 0)"
 AGENTS = "Number of agents (1 to 2000)"

@@ -18,6 +18,7 @@ import pytest
 from market_abm import MarketModel, load_dataset
 from market_abm.batch import parse_spec, run_sweep
 from market_abm.cli import main
+from market_abm.core import TabularEnv, TransferScheme
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import single_node_mdp
 from market_abm.results import write_run
@@ -201,6 +202,17 @@ CASES = {
         rng=0, mdp=single_node_mdp(), scenario_params={"decay": 0.1})),
     "shared principal without replicas": api("shared_principal", lambda: MarketModel(rng=0, shared_principal=True)),
     "scheme a number": api("scheme", lambda: MarketModel(rng=0, scheme=3)),
+    "transfer scheme of other sizes": api("scheme", lambda: MarketModel(
+        rng=0, scheme=TransferScheme(np.zeros((2, 2), dtype=int), 2))),
+    "scenario of an unknown kind": api("scenario", lambda: MarketModel(rng=0, scenario=single_node_mdp())),
+    "own environment with other agents": api("n_agents", lambda: MarketModel(
+        rng=0, scenario=TabularEnv(single_node_mdp(), 3), n_agents=4)),
+    "graph parameters for an own environment": api("graph_params", lambda: MarketModel(
+        rng=0, scenario=TabularEnv(single_node_mdp(), 3), graph_params={"k": 2})),
+    "shared principal for an own environment": api("shared_principal", lambda: MarketModel(
+        rng=0, scenario=TabularEnv(single_node_mdp(), 3), shared_principal=True)),
+    "an mdp and an own environment": api("mdp", lambda: MarketModel(
+        rng=0, scenario=TabularEnv(single_node_mdp(), 3), mdp=single_node_mdp())),
     "learner a list": api("learner", lambda: MarketModel(rng=0, learner=[1])),
     "episodes beyond memory in Python": api("episodes", lambda: tiny_model().run_episodes(10**17)),
     "steps a fraction": api("steps", lambda: tiny_model().run_steps(1.5)),

@@ -1,4 +1,4 @@
-"""The `market-abm run` command: outputs, reproducibility, and one-line errors with exit status 2."""
+"""The `market-abm run` and `list` commands: outputs, reproducibility, and one-line errors with exit status 2."""
 
 import json
 import os
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from market_abm.cli import main
+from market_abm.registry import KINDS, description
 
 
 def run_cli(*args):
@@ -42,6 +43,19 @@ def test_network_run_writes_agent_snapshots(tmp_path):
                  "--agents-every", "10", "--out", str(out), "--quiet"]) == 0
     agents = pd.read_parquet(out / "agents.parquet")
     assert len(agents) == 3 * 16 and set(agents["step"]) == {10, 20, 30}
+
+
+def test_list_prints_every_registered_choice_by_kind_with_its_description():
+    result = run_cli("list")
+    assert result.returncode == 0 and not result.stderr
+    blocks = [block.splitlines() for block in result.stdout.strip().split("\n\n")]
+    assert [lines[0] for lines in blocks] == [f"{kind}:" for kind in KINDS]
+    for (kind, table), lines in zip(KINDS.items(), blocks):
+        rows = [line.split(maxsplit=1) for line in lines[1:]]
+        assert rows == [[name, description(factory)] for name, factory in table.items()], kind
+        assert all(text.endswith(".") and "(see" not in text for _, text in rows), kind
+    refused = run_cli("list", "--all")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1 and not refused.stdout
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -180,6 +194,7 @@ import os, signal, sys
 import market_abm.results
 market_abm.results.plot_run = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # the last file
 from market_abm.cli import main
+from market_abm.registry import KINDS, description
 main(sys.argv[1:])
 """
 

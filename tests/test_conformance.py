@@ -4,10 +4,10 @@ import pytest
 
 from helpers import ExactLearner
 from market_abm.conformance import environment_api_test, learner_api_test, mechanism_api_test
-from market_abm.core import LEARNERS, MECHANISMS, TabularEnv, make_mechanism
+from market_abm.core import TabularEnv
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import single_node_mdp
-from market_abm.environments.registry import SCENARIOS
+from market_abm.registry import LEARNERS, MECHANISMS, SCENARIOS, make_mechanism
 
 import numpy as np
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from helpers import mdps, random_mdp
 from market_abm import MarketModel
-from market_abm.core import make_learner
+from market_abm.registry import make_learner
 from market_abm.core.mdp import backward_induction, cumulative, inverse_cdf
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from market_abm.core.institution import CellEstimates
-from market_abm.core.schemes import make_scheme
+from market_abm.registry import make_scheme
 from market_abm.environments.economies import costly_compliance
 from market_abm.metrics import estimate_errors, estimate_figures, gap_closed, regret_decay, regret_slope, summarise
 

@@ -6,8 +6,9 @@ import pytest
 import scipy.sparse as sp
 
 from market_abm import MarketModel
-from market_abm.environments.graphs import GRAPHS, make_topology
+from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import PollutionEnv, PollutionParams, diffusion_operator
+from market_abm.registry import GRAPHS
 
 
 @pytest.mark.parametrize("graph", GRAPHS)

@@ -10,13 +10,14 @@ import pytest
 from calvano_reference import calvano_duopolies
 from market_abm import MarketModel
 from market_abm.conformance import mechanism_api_test
-from market_abm.core import StepRecord, make_learner, make_mechanism, make_scheme
+from market_abm.core import StepRecord
 from market_abm.core.calvano import CalvanoQ, choose_prices, learn_period
 from market_abm.core.logit import LogitDemand, symmetric
 from market_abm.core.market_authority import MarketAuthority
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.pricing import NO_PAIRS, PricingEnv, PricingParams, market_period
 from market_abm.impulse import impulse_response
+from market_abm.registry import make_learner, make_mechanism, make_scheme
 from market_abm.results import write_run
 
 DEMAND, COST = LogitDemand(), 1.0

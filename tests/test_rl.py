@@ -9,8 +9,7 @@ pytest.importorskip("gymnasium")
 
 from pettingzoo.test import parallel_api_test, parallel_seed_test  # noqa: E402
 
-from market_abm.core.learners import make_learner  # noqa: E402
-from market_abm.environments.registry import SCENARIOS  # noqa: E402
+from market_abm.registry import SCENARIOS, make_learner  # noqa: E402
 from market_abm.model import MarketModel  # noqa: E402
 from market_abm.rl import parallel_env  # noqa: E402
 

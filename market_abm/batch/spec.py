@@ -34,9 +34,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES
 from market_abm.core.validation import check_int
-from market_abm.environments.graphs import GRAPHS, graph_file
+from market_abm.environments.graphs import graph_file
+from market_abm.registry import KINDS
 
 SCALARS = ("scenario", "n_agents", "graph", "mechanism", "scheme", "learner")
 TABLES = ("graph_params", "scenario_params", "learner_params", "mechanism_params")
@@ -214,8 +214,7 @@ def check_scalar(name, value):
         return check_int(name, value, low=1)
     if not isinstance(value, str):
         raise ValueError(f"{name}: must be a string, got {value!r}")
-    choices = {"scenario": scenarios(), "mechanism": MECHANISMS, "scheme": SCHEMES, "learner": LEARNERS,
-               "graph": GRAPHS}[key]
+    choices = KINDS[key]
     if value not in choices and not (key == "graph" and graph_file(value) is not None):
         extra = " or an edge-list file given as a path (./name, or a name with an extension)" if key == "graph" else ""
         raise ValueError(f"{name}: must be one of {sorted(choices)}{extra}, got {value!r}")
@@ -309,12 +308,6 @@ def in_table(params, message):
     field = message.partition(":")[0]
     tables = [table for table in TABLES if field in params[table]]
     return f"{tables[0]}.{message}" if len(tables) == 1 else message
-
-
-def scenarios():
-    from market_abm.environments.registry import SCENARIOS
-
-    return SCENARIOS
 
 
 def hint(key, known):

@@ -33,6 +33,8 @@ class PopulationEnv:
         mechanisms: the scenario's own specialisation of a registered mechanism, by its registered name
             (e.g. pricing's market authority for `two_phase`), built through the same contract.
         default_learner: the learner the scenario runs with unless told otherwise.
+        size_fields: the settings that set its states, actions and steps, named when a model of it
+            would not fit in memory.
     """
 
     name = "environment"
@@ -43,6 +45,7 @@ class PopulationEnv:
     sessions = None
     mechanisms = {}  # the scenario's specialisations of registered mechanisms, by registered name
     default_learner = "contract_aware"
+    size_fields = ("scenario", "scenario", "scenario")
 
     def __init__(self, n_agents, n_states, n_actions, horizon, groups=None):
         self.n_agents = check_int("n_agents", n_agents, low=1)

@@ -27,7 +27,7 @@ import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
 from market_abm.core.planning import UNTRIED, plan_block, unrolled, value_ceiling
-from market_abm.core.validation import check_int, check_keywords, check_number, check_range
+from market_abm.core.validation import check_int, check_number, check_range
 
 
 def resident_zeros(shape, dtype=float):
@@ -402,45 +402,3 @@ def _q_learner(name, exploration, n_agents, n_states, n_actions, horizon, rng, p
     learner.name = name
     return learner
 
-
-from market_abm.core.calvano import CalvanoQ  # noqa: E402 (it builds on Learner, above)
-
-LEARNERS = {
-    "contract_aware": ContractAwareLearner,
-    "epsilon_greedy": epsilon_greedy,
-    "optimistic_q": optimistic_q,
-    "boltzmann": boltzmann,
-    "calvano_q": CalvanoQ,
-}
-
-
-def make_learner(name, n_agents, n_states, n_actions, horizon, rng, /, scenario_payoff_range=None, discount=None,
-                 priors=None, **params):
-    """The registered learner `name`, or a user's `Learner` subclass, for the population.
-
-    `params` are checked against the learner's signature: the sizes and `rng` are the model's to set.
-    The scenario's bounds of the per-step private payoff go to learners that take a `payoff_range`
-    not given in `params`. A continuing market's `discount` goes to learners that take one; a learner
-    that does not cannot learn the market. `priors` are the scenario's prior knowledge, given to
-    learners that take them by name unless `params` give them (Calvano's `prior_payoff`)."""
-    factory = name if isinstance(name, type) and issubclass(name, Learner) else None
-    if factory is None and isinstance(name, str):
-        factory = LEARNERS.get(name)
-    if factory is None:
-        raise ValueError(f"learner: must be one of {sorted(LEARNERS)} or a Learner subclass, got {name!r}")
-    label = getattr(factory, "name", name)
-    accepted = inspect.signature(factory).parameters
-    if discount is not None and "discount" not in accepted:
-        raise ValueError(f"learner: {label!r} cannot learn a continuing market (it takes no discount)")
-    params = check_keywords("learner_params", params, factory, given=POPULATION, owner=label)
-    if discount is not None:
-        params["discount"] = discount
-    if scenario_payoff_range is not None and "payoff_range" not in params and "payoff_range" in accepted:
-        params["payoff_range"] = scenario_payoff_range
-    for key, value in (priors or {}).items():
-        if key in accepted:
-            params.setdefault(key, value)
-    return factory(n_agents, n_states, n_actions, horizon, rng, **params)
-
-
-POPULATION = ("n_agents", "n_states", "n_actions", "horizon", "rng")  # what make_learner passes every learner

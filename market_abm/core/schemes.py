@@ -17,7 +17,8 @@ class TransferScheme:
     """A partition of `(h, s)` into groups; cells are `(group, action)`.
 
     Attributes:
-        name: registry name.
+        name: registry name (`custom` for a user's own partition).
+        horizon, n_states, n_actions: sizes of the decision problem it partitions.
         group_of: int array `(H, S)`, the group of each decision point.
         n_groups, n_cells: numbers of groups and of cells (`n_groups * A`).
         cell_of: int array `(H, S, A)`, the cell of each `(h, s, a)`.
@@ -92,12 +93,3 @@ def _named(name, group_of, n_actions):
     scheme.name = name
     return scheme
 
-
-SCHEMES = {"fine": fine, "stationary": stationary, "per_action": per_action, "threshold": threshold}
-
-
-def make_scheme(name, horizon, n_states, n_actions):
-    """The registered scheme `name` for a `(H, S, A)` decision problem."""
-    if not isinstance(name, str) or name not in SCHEMES:
-        raise ValueError(f"scheme: must be one of {sorted(SCHEMES)}, got {name!r}")
-    return SCHEMES[name](horizon, n_states, n_actions)

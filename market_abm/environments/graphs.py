@@ -17,7 +17,6 @@ import scipy.sparse as sp
 
 from market_abm.core.validation import check_int, check_keywords, check_memory, check_number
 
-GRAPHS = ("erdos_renyi", "watts_strogatz", "barabasi_albert", "grid_2d", "ring", "star", "complete", "cliques")
 RING_DEGREE, SMALL_WORLD_DEGREE = 2, 4  # default neighbours per node of `ring` and `watts_strogatz`
 NODE_BYTES, LINK_BYTES = 64, 128  # memory per node and per link while a built-in graph is built
 
@@ -59,7 +58,7 @@ def make_topology(graph, n_nodes, rng, **params):
     """
     n = check_int("n_agents", n_nodes, low=1)
     if isinstance(graph, str) and graph in GRAPHS:
-        builder = BUILDERS[graph]
+        builder = GRAPHS[graph]
         params = check_keywords("graph_params", params, builder, given=("n", "rng"), owner=graph)
         check_memory("n_agents", n * (NODE_BYTES + LINK_BYTES), f"a graph of {n} nodes")
         links = expected_links(graph, n, params)
@@ -119,7 +118,7 @@ def expected_links(graph, n, params):
     """About how many links the built-in `graph` on `n` nodes will have (at most every pair), from its
     parameters, so that its size is known before it is built (a parameter that is not a number counts
     as its default: the builder refuses it)."""
-    arguments = inspect.signature(BUILDERS[graph]).bind(n, None, **params)
+    arguments = inspect.signature(GRAPHS[graph]).bind(n, None, **params)
     arguments.apply_defaults()
 
     def number(name, default=None):
@@ -168,14 +167,14 @@ def from_edges(n, rows, cols):
 
 
 def ring(n, rng, k=None):
-    """Each node linked to its `k` nearest neighbours on a ring (`k` even and below `n`; by default 2,
-    see `lattice_degree`)."""
+    """A ring: each node linked to its `k` nearest neighbours. `k` is even and below `n`, by default 2
+    (see `lattice_degree`)."""
     return from_edges(n, *ring_lattice(n, lattice_degree(n, k, RING_DEGREE)))
 
 
 def watts_strogatz(n, rng, k=None, p=0.1):
-    """Small world: a ring lattice of degree `k` (by default 4, see `lattice_degree`) whose edges are
-    rewired with probability `p`."""
+    """Small world: a ring lattice of degree `k` whose edges are rewired with probability `p`. `k` is by
+    default 4 (see `lattice_degree`)."""
     p = check_number("p", p, low=0.0, high=1.0)
     base = from_edges(n, *ring_lattice(n, lattice_degree(n, k, SMALL_WORLD_DEGREE))).adjacency
     rows, cols = sp.triu(base, k=1).nonzero()
@@ -244,8 +243,8 @@ def complete(n, rng):
 
 
 def cliques(n, rng, size=2):
-    """`n / size` disjoint complete graphs of `size` nodes each (nodes `k * size .. (k + 1) * size - 1`):
-    independent groups, such as independent markets of `size` firms."""
+    """Disjoint complete graphs of `size` nodes each: independent groups, such as independent markets of
+    `size` firms. The `n / size` groups are the nodes `k * size .. (k + 1) * size - 1`."""
     size = check_int("size", size, low=1)
     if n % size:
         raise ValueError(f"n_agents: must be a multiple of the clique size {size}, got {n}")
@@ -254,7 +253,7 @@ def cliques(n, rng, size=2):
     return from_edges(n, offsets + np.tile(first, n // size), offsets + np.tile(second, n // size))
 
 
-BUILDERS = {
+GRAPHS = {  # the built-in graphs by name, each with its builder `(n, rng, **params) -> Topology`
     "erdos_renyi": erdos_renyi, "watts_strogatz": watts_strogatz, "barabasi_albert": barabasi_albert,
     "grid_2d": grid_2d, "ring": ring, "star": star, "complete": complete, "cliques": cliques,
 }

@@ -29,6 +29,8 @@ class NetworkEnv(PopulationEnv):
     `deviation_counts` used by the mean-field benchmark.
     """
 
+    size_fields = ("levels", "action_names", "horizon")  # the scenario parameters that set the states, actions, steps
+
     def __init__(self, topology, n_states, n_actions, horizon):
         super().__init__(topology.n_nodes, n_states, n_actions, horizon)
         self.topology = topology

@@ -1,4 +1,4 @@
-"""Watch a principal steer learning agents on a network: `solara run visualization/app.py`.
+"""Watch a principal steer learning agents on a network: `market-abm viz`.
 
 Learning agents (firms, households, pricing algorithms) sit on the nodes of a graph and act each
 step; the institution posts transfers. The page shows the network (colour: local state; marker:
@@ -9,25 +9,15 @@ Phase 2 of the two-phase mechanism marked on the time axis.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import solara
 from matplotlib.transforms import blended_transform_factory
 from mesa.visualization import SolaraViz, make_plot_component
 
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:  # the page's helper modules, also when the page is imported by path
-    sys.path.insert(0, HERE)
-
-from market_view import MAX_AGENTS, SCENARIO_DEFAULT, MarketView  # noqa: E402
-from network_view import NetworkRenderer  # noqa: E402
-
-from market_abm.core.registry import LEARNERS, MECHANISMS, SCHEMES  # noqa: E402
-from market_abm.environments.graphs import GRAPHS  # noqa: E402
-from market_abm.environments.registry import SCENARIOS  # noqa: E402
-from market_abm.metrics import summarise  # noqa: E402
+from market_abm.metrics import summarise
+from market_abm.registry import GRAPHS, LEARNERS, MECHANISMS, SCENARIOS, SCHEMES
+from market_abm.visualization.market_view import MAX_AGENTS, SCENARIO_DEFAULT, MarketView
+from market_abm.visualization.network_view import NetworkRenderer
 
 PHASES = {0: "fixed rule", 1: "Phase 1: estimating transfers", 2: "Phase 2: steering"}
 PHASE_SHADES = {1: "tab:orange", 2: "tab:green"}

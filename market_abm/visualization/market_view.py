@@ -11,6 +11,7 @@ import mesa
 
 from market_abm.core.validation import check_choice, check_int
 from market_abm.model import MarketModel
+from market_abm.registry import SCENARIOS
 
 MAX_AGENTS = 2000  # the welfare benchmark is simulated at set-up: ~6 s for 1000 agents
 SCENARIO_DEFAULT = "scenario default"  # the learner control's choice of the scenario's own learner
@@ -50,8 +51,6 @@ class MarketView(mesa.Model):
     @staticmethod
     def settings(scenario_name, n_agents, graph, mechanism, scheme, learner, seed):
         """`MarketModel` keyword arguments from the controls; a bad one is a `ValueError` naming it."""
-        from market_abm.environments.registry import SCENARIOS
-
         return {
             "scenario": check_choice("scenario", scenario_name, SCENARIOS),
             "n_agents": read_int("n_agents", n_agents, low=1, high=MAX_AGENTS),
