@@ -4,15 +4,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market_abm.core.learners import EXPLORATIONS, behaviour_table, count_step, q_step, sample_actions
 from market_abm.core.cell_search import plan_targets
+from market_abm.core.learners import EXPLORATIONS, behaviour_table, count_step, q_step, sample_actions
 from market_abm.core.mdp import policy_evaluation
 from market_abm.core.pooled_search import coordinate_ascent, coordinate_moves
-from market_abm.core.schemes import TransferScheme, make_scheme
-from market_abm.core.two_phase import count_transitions
+from market_abm.core.schemes import TransferScheme
 from market_abm.core.settlement import settle_step
+from market_abm.core.two_phase import count_transitions
 from market_abm.environments.graphs import make_topology
 from market_abm.environments.pollution import PollutionEnv
+from market_abm.registry import make_scheme
 
 # agents, groups, states, actions, seed
 sizes = st.tuples(st.integers(1, 40), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
