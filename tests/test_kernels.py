@@ -18,6 +18,9 @@ from market_abm.registry import make_scheme
 # agents, groups, states, actions, seed
 sizes = st.tuples(st.integers(1, 40), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
                   st.integers(0, 2**32 - 1))
+# groups, steps, states, actions, a pooled scheme or not, seed
+plans = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), st.booleans(),
+                  st.integers(0, 2**32 - 1))
 
 
 def population(n, g, s, a, seed):
@@ -168,8 +171,7 @@ def reference_plan(transition, reward, unseen, default, cost, cell_of, n_cells):
     return targets, worth
 
 
-@given(st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), st.booleans(),
-                 st.integers(0, 2**32 - 1)))
+@given(plans)
 @settings(max_examples=60, deadline=None)
 def test_principal_plan_matches_backward_induction_over_arrays(size):
     g, h, s, a, pooled, seed = size
@@ -221,8 +223,7 @@ def reference_coordinate_ascent(amounts, moves, move_points, move_action, probe,
     return amounts
 
 
-@given(st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), st.booleans(),
-                 st.integers(0, 2**32 - 1)))
+@given(plans)
 @settings(max_examples=60, deadline=None)
 def test_pooled_plan_matches_coordinate_ascent_over_arrays(size):
     g, h, s, a, per_action, seed = size
