@@ -119,9 +119,8 @@ class CellSearch:
     def balancing_cells(self):
         """Every cell of the groups of decision points the plan leaves alone, `(G, n_cells)`."""
         m = self.m
-        shape = (m.n_groups, -1, m.n_actions)
-        free = ~self.targets.reshape(shape).any(axis=-1, keepdims=True)
-        return np.broadcast_to(free, self.targets.reshape(shape).shape).reshape(m.n_groups, -1)
+        free = ~self.targets.reshape(m.n_groups, -1, m.n_actions).any(axis=-1)  # (G, groups of decision points)
+        return np.repeat(free, m.n_actions, axis=-1)
 
     # --- learning -----------------------------------------------------------------------
     def counting(self):
@@ -227,8 +226,8 @@ class CellSearch:
         free) or offered one action at its cell's cost; then price the targets."""
         m = self.m
         cost = np.ascontiguousarray(m.scheme.expand(self.costs()))  # (G, H, S, A)
-        targets, worth = plan_targets(*(np.ascontiguousarray(x, dtype=float) for x in (transition, reward, unseen, default)),
-                                      cost, m.scheme.cell_of, m.scheme.n_cells)
+        model = (np.ascontiguousarray(x, dtype=float) for x in (transition, reward, unseen, default))
+        targets, worth = plan_targets(*model, cost, m.scheme.cell_of, m.scheme.n_cells)
         self.set_targets(targets, worth)
 
     def set_targets(self, targets, worth):
