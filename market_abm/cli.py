@@ -104,7 +104,7 @@ def model_settings(args):
     if graph_file(graph) is not None:
         graph = os.path.abspath(graph)  # so that the run can be replayed from any folder
     settings = {"scenario": args.scenario, "n_agents": args.agents or 1, "graph": graph,
-                "mechanism": args.mechanism, "scheme": args.scheme or "fine", "learner": args.learner,
+                "mechanism": args.mechanism, "scheme": args.scheme, "learner": args.learner,
                 "graph_params": args.graph_params, "scenario_params": args.scenario_params,
                 "learner_params": args.learner_params, "mechanism_params": args.mechanism_params,
                 "agent_snapshot_every": args.agents_every}

@@ -25,7 +25,7 @@ from market_abm.core.settlement import settle_step
 from market_abm.core.validation import MAX_COUNT, check_bool, check_int, check_mapping, check_seed
 from market_abm.memory import check_agents, check_environment_size, check_model_size, check_run_length
 from market_abm.metrics import estimate_figures, summarise
-from market_abm.registry import choice_name, make_environment, make_learner, make_mechanism
+from market_abm.registry import choice_name, make_environment, make_learner, make_mechanism, takes_scheme
 
 MESA_SPACE_LIMIT = 100_000  # above this many nodes, agents are not placed on Mesa cells
 
@@ -65,6 +65,9 @@ def check_own_economy(scenario, mdp, n_agents, graph_params, scenario_params, sh
 class MarketModel(ContinuingMarket, mesa.Model):
     """A population of learners, the institution that steers them, and the metrics of how well it does.
 
+    A `scheme` (a registered name or a `TransferScheme`) is for a mechanism that posts through one
+    (`fine` if not given); a mechanism that takes none refuses it.
+
     Attributes:
         env: the population environment (scenario dynamics on the graph; a copy of a user's own
             `PopulationEnv` given as the scenario).
@@ -82,7 +85,7 @@ class MarketModel(ContinuingMarket, mesa.Model):
     """
 
     def __init__(self, scenario="pollution", n_agents=1, graph="watts_strogatz", mechanism="two_phase",
-                 scheme="fine", learner=None, mdp=None, rng=None, graph_params=None,
+                 scheme=None, learner=None, mdp=None, rng=None, graph_params=None,
                  scenario_params=None, learner_params=None, mechanism_params=None, benchmark=True,
                  agent_snapshot_every=0, shared_principal=False):
         rng, n_agents = check_seed("rng", rng), check_int("n_agents", n_agents, low=1)
@@ -115,7 +118,7 @@ class MarketModel(ContinuingMarket, mesa.Model):
         named_graph = mdp is None and isinstance(scenario, str) and isinstance(graph, (str, os.PathLike))
         self.settings = {"scenario": self.scenario_name, "n_agents": env.n_agents,
                          "graph": os.fspath(graph) if named_graph else None,
-                         "mechanism": choice_name(mechanism), "scheme": choice_name(scheme)}
+                         "mechanism": choice_name(mechanism), "scheme": None}
         self.continuing = env.discount is not None
         if self.continuing and "discount" in learner_params:
             raise ValueError("learner_params: the discount is the market's (set scenario_params.discount)")
@@ -124,6 +127,12 @@ class MarketModel(ContinuingMarket, mesa.Model):
                                     priors=env.learner_priors(), **learner_params)
         self.settings["learner"] = self.learner.name
         institution = env.mechanisms.get(mechanism, mechanism) if isinstance(mechanism, str) else mechanism
+        if takes_scheme(institution):
+            scheme = "fine" if scheme is None else scheme
+            self.settings["scheme"] = choice_name(scheme)
+        elif scheme is not None:
+            raise ValueError(f"scheme: the {choice_name(mechanism)} mechanism takes no transfer scheme, got "
+                             f"{choice_name(scheme)!r}")
         self.mechanism = make_mechanism(institution, env.principal_view(), scheme, exact=env.local_mdp(),
                                         **mechanism_params)
         if isinstance(benchmark, dict):  # computed before, for this economy
@@ -361,7 +370,8 @@ class MarketModel(ContinuingMarket, mesa.Model):
             return
         twin = self
         if not isinstance(self.mechanism, LaissezFaire):
-            twin = MarketModel(**self.arguments, mechanism="none", benchmark=False, rng=self.twin_rng())
+            twin = MarketModel(**{**self.arguments, "scheme": None}, mechanism="none", benchmark=False,
+                               rng=self.twin_rng())
             if self.ran_to_convergence:
                 twin.run_to_convergence(self.convergence_limit, progress)
             else:

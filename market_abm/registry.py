@@ -161,5 +161,5 @@ def make_mechanism(name, view, scheme="fine", /, exact=None, **params):
 
 def takes_scheme(mechanism):
     """Whether the mechanism (a registered name or a `Mechanism` subclass) posts through a transfer scheme."""
-    cls = MECHANISMS.get(mechanism) if isinstance(mechanism, str) else mechanism
+    cls = mechanism if subclass(mechanism, Mechanism) else registered("mechanism", mechanism, " or a Mechanism subclass")
     return "scheme" in inspect.signature(cls).parameters

@@ -47,6 +47,7 @@ def simulate_model(settings, seed, progress):
     from market_abm.model import MarketModel
 
     model = MarketModel(**{k: v for k, v in settings.items() if k not in LENGTHS}, rng=seed)
+    settings["scheme"] = model.settings["scheme"]  # the scheme the mechanism posts through, if it takes one
     if settings.get("steps") is not None:
         model.run_steps(settings["steps"], progress=progress)
     elif model.continuing and settings.get("episodes") is None:

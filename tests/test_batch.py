@@ -394,3 +394,9 @@ def test_the_gap_closed_script_plots_and_tabulates_a_sweep(tmp_path):
     assert len(table) == 4 and set(table["runs"]) == {1}
     assert (tmp_path / "out" / "sweep_gap_closed.png").stat().st_size > 10_000
     assert "| pigouvian |" in (tmp_path / "out" / "sweep_gap_closed.md").read_text()
+
+
+def test_a_grid_of_schemes_runs_a_mechanism_without_one_once():
+    spec = parse_spec(BASE + '[grid]\nmechanism = ["none", "two_phase"]\nscheme = ["fine", "stationary"]\n')
+    schemes = [(run.params["mechanism"], run.params["scheme"]) for run in spec.runs()]
+    assert schemes == [("none", None), ("two_phase", "fine"), ("two_phase", "stationary")]

@@ -41,9 +41,9 @@ def test_steered_estimates_lie_within_tol_and_margin_of_their_exact_counterparts
 def test_it_steers_an_exact_best_responder_to_the_welfare_optimum(mdp):
     model = run_exact(mdp, 500, agents=30, known_model=True)
     optimum, _ = mdp.welfare_optimum()
-    played = mdp.best_response(model.mechanism.post_offers()[0])
+    played = model.episodes_frame()["expected_welfare"].iloc[-50:]  # the welfare of what the agents played
     tolerance = 2 * mdp.horizon * (SLACK + EXACT["eps"] + EXACT["tol"])
-    assert mdp.policy_value(played) >= optimum - tolerance
+    assert played.mean() >= optimum - tolerance
 
 
 @pytest.mark.parametrize("seed", [7, 8])

@@ -80,3 +80,15 @@ def test_a_user_learner_and_mechanism_run_under_their_own_names():
     model = run(learner=ExactLearner, learner_params={"mdp": single_node_mdp()}, mechanism=FlatSubsidy)
     assert model.settings["learner"] == "exact" and model.settings["mechanism"] == "flat"
     assert np.all(model.offers[..., 0] == 0.1) and np.all(model.offers[..., 1:] == 0)
+
+
+def test_a_scheme_given_to_a_mechanism_without_one_is_refused_naming_the_scheme():
+    for scheme in ("stationary", TransferScheme(np.zeros((6, 2), np.int64), 2)):
+        try:
+            MarketModel(mechanism="pigouvian", scheme=scheme, rng=0)
+        except ValueError as err:
+            assert str(err).startswith("scheme: the pigouvian mechanism takes no transfer scheme")
+        else:
+            raise AssertionError("the scheme was ignored")
+    assert MarketModel(mechanism="pigouvian", rng=0).settings["scheme"] is None
+    assert MarketModel(rng=0).settings["scheme"] == "fine"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from market_abm.core.validation import check_int
 from market_abm.environments.graphs import graph_file
-from market_abm.registry import KINDS
+from market_abm.registry import KINDS, takes_scheme
 
 SCALARS = ("scenario", "n_agents", "graph", "mechanism", "scheme", "learner")
 TABLES = ("graph_params", "scenario_params", "learner_params", "mechanism_params")
@@ -95,7 +95,8 @@ class SweepSpec:
     grid: dict
 
     def runs(self):
-        """Every run: the grid's product (in file order), each once per seed."""
+        """Every run: the grid's product (in file order), each once per seed; points that differ only in
+        the scheme of a mechanism that takes none are one run."""
         runs = []
         for point in grid_points(self.grid):
             params = apply_point(self.fixed, point)
@@ -103,7 +104,7 @@ class SweepSpec:
             labels = {key: params[key] for key in SCALARS}
             labels.update({key: label_value(value) for key, value in sorted(point.items()) if "." in key})
             runs.extend(Run(run_id(params, seed), params, seed, labels) for seed in self.seeds)
-        return runs
+        return list({run.run_id: run for run in runs}.values())
 
     @property
     def swept(self):
@@ -118,7 +119,8 @@ def grid_points(grid):
 
 
 def apply_point(fixed, point):
-    """The fixed parameters with one grid point's values set (deep copies of the tables)."""
+    """The fixed parameters with one grid point's values set (deep copies of the tables); the scheme
+    is None for a mechanism that takes none."""
     params = {key: dict(value) if key in TABLES else value for key, value in fixed.items()}
     for key, value in point.items():
         table, _, entry = key.partition(".")
@@ -126,6 +128,8 @@ def apply_point(fixed, point):
             params[table][entry] = value
         else:
             params[key] = value
+    if params["mechanism"] in KINDS["mechanism"] and not takes_scheme(params["mechanism"]):
+        params["scheme"] = None  # a mechanism without a scheme is one run, whatever schemes the grid lists
     return params
 
 

@@ -116,26 +116,26 @@ def read_edge_list(path):
 
 def expected_links(graph, n, params):
     """About how many links the built-in `graph` on `n` nodes will have (at most every pair), from its
-    parameters, so that its size is known before it is built (a parameter that is not a number counts
-    as its default: the builder refuses it)."""
+    parameters and its builder's `links_per_node`, so that its size is known before it is built."""
     arguments = inspect.signature(GRAPHS[graph]).bind(n, None, **params)
     arguments.apply_defaults()
-
-    def number(name, default=None):
-        value = arguments.arguments[name]
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
-    per_node = {
-        "ring": lambda: number("k", RING_DEGREE) / 2,
-        "watts_strogatz": lambda: number("k", SMALL_WORLD_DEGREE) / 2,
-        "erdos_renyi": lambda: number("mean_degree", 0) / 2,
-        "barabasi_albert": lambda: number("m", 0),
-        "grid_2d": lambda: 2,
-        "star": lambda: 1,
-        "complete": lambda: n / 2,
-        "cliques": lambda: (number("size", 2) - 1) / 2,
-    }[graph]()
+    per_node = GRAPHS[graph].links_per_node(n, arguments.arguments)
     return min(max(float(per_node), 0.0) * n, n * (n - 1) / 2)
+
+
+def links_per_node(estimate):
+    """Declare a builder's links per node, `estimate(n, arguments)` from its bound arguments (defaults
+    applied), read by `expected_links` before the graph is built."""
+    def declare(builder):
+        builder.links_per_node = estimate
+        return builder
+    return declare
+
+
+def number(value, default=0):
+    """A parameter as a number for `expected_links`: one that is not a number counts as `default` (the
+    builder then refuses it)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
 def from_networkx(graph, what="the graph"):
@@ -166,12 +166,14 @@ def from_edges(n, rows, cols):
     return Topology(adjacency)
 
 
+@links_per_node(lambda n, a: number(a["k"], RING_DEGREE) / 2)
 def ring(n, rng, k=None):
     """A ring: each node linked to its `k` nearest neighbours. `k` is even and below `n`, by default 2
     (see `lattice_degree`)."""
     return from_edges(n, *ring_lattice(n, lattice_degree(n, k, RING_DEGREE)))
 
 
+@links_per_node(lambda n, a: number(a["k"], SMALL_WORLD_DEGREE) / 2)
 def watts_strogatz(n, rng, k=None, p=0.1):
     """Small world: a ring lattice of degree `k` whose edges are rewired with probability `p`. `k` is by
     default 4 (see `lattice_degree`)."""
@@ -202,6 +204,7 @@ def ring_lattice(n, k):
     return rows, (rows + np.tile(np.arange(1, k // 2 + 1), n)) % n
 
 
+@links_per_node(lambda n, a: number(a["mean_degree"]) / 2)
 def erdos_renyi(n, rng, mean_degree=4.0):
     """Random graph with each pair linked independently, `mean_degree` links per node on average."""
     mean_degree = check_number("mean_degree", mean_degree, low=0.0)
@@ -211,6 +214,7 @@ def erdos_renyi(n, rng, mean_degree=4.0):
     return from_edges(n, rng.integers(0, n, size=m), rng.integers(0, n, size=m))
 
 
+@links_per_node(lambda n, a: number(a["m"]))
 def barabasi_albert(n, rng, m=2):
     """Preferential attachment: each new node links to `m` existing nodes chosen by degree."""
     m = check_int("m", m, low=1)
@@ -220,6 +224,7 @@ def barabasi_albert(n, rng, m=2):
     return from_networkx(graph)
 
 
+@links_per_node(lambda n, a: 2)
 def grid_2d(n, rng, width=None):
     """A square-ish lattice of `width` columns (default the integer square root), 4 neighbours each."""
     width = int(np.sqrt(n)) if width is None else check_int("width", width, low=1)
@@ -231,17 +236,20 @@ def grid_2d(n, rng, width=None):
     return from_edges(n, np.concatenate([right, down]), np.concatenate([right + 1, down + width]))
 
 
+@links_per_node(lambda n, a: 1)
 def star(n, rng):
     """One hub linked to every other node."""
     return from_edges(n, np.zeros(n - 1, dtype=int), np.arange(1, n))
 
 
+@links_per_node(lambda n, a: n / 2)
 def complete(n, rng):
     """Every pair linked."""
     rows, cols = np.triu_indices(n, k=1)
     return from_edges(n, rows, cols)
 
 
+@links_per_node(lambda n, a: (number(a["size"], 2) - 1) / 2)
 def cliques(n, rng, size=2):
     """Disjoint complete graphs of `size` nodes each: independent groups, such as independent markets of
     `size` firms. The `n / size` groups are the nodes `k * size .. (k + 1) * size - 1`."""

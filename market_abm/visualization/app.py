@@ -116,13 +116,14 @@ def Summary(view):
         else f"{gap:.1%}"
     paid = float(market.transfers_received.sum())
     settings = market.settings
+    scheme = f" ({settings['scheme']})" if settings["scheme"] else ""
     return solara.Markdown(
         f"**Gap closed:** {gap_text}  \n"
         f"**Phase:** {PHASES.get(market.phase, market.phase)}  \n"
         f"**Total transfers paid:** {paid:.2f} ({paid / market.env.n_agents:.3f} per agent)  \n"
         f"**{progress(market)}**  \n"
         f"**Model:** {settings['scenario']}, {settings['n_agents']} agents on {settings['graph']}, "
-        f"{settings['mechanism']} ({settings['scheme']}), {settings['learner']} learners  \n"
+        f"{settings['mechanism']}{scheme}, {settings['learner']} learners  \n"
         f"**Benchmark:** {market.benchmarks['benchmark']}"
     )
 

@@ -11,7 +11,7 @@ import mesa
 
 from market_abm.core.validation import check_choice, check_int
 from market_abm.model import MarketModel
-from market_abm.registry import SCENARIOS
+from market_abm.registry import SCENARIOS, takes_scheme
 
 MAX_AGENTS = 2000  # the welfare benchmark is simulated at set-up: ~6 s for 1000 agents
 SCENARIO_DEFAULT = "scenario default"  # the learner control's choice of the scenario's own learner
@@ -54,7 +54,7 @@ class MarketView(mesa.Model):
         return {
             "scenario": check_choice("scenario", scenario_name, SCENARIOS),
             "n_agents": read_int("n_agents", n_agents, low=1, high=MAX_AGENTS),
-            "graph": graph, "mechanism": mechanism, "scheme": scheme,
+            "graph": graph, "mechanism": mechanism, "scheme": scheme if takes_scheme(mechanism) else None,
             "learner": None if learner == SCENARIO_DEFAULT else learner,
             "rng": read_int("seed", seed, low=0),
         }
