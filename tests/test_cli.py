@@ -95,7 +95,6 @@ def test_pricing_runs_to_convergence_through_the_ordinary_writer(tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--learner", "contract_aware"], "learner: 'contract_aware' cannot learn a continuing market"),
     (["--mechanism", "oracle"], "mechanism: 'oracle' needs an exact local model"),
     (["--graph-params", '{"size": 3}'], "n_agents: must be a multiple of the clique size 3"),
     (["--scenario-params", '{"review_every": 0}'], "review_every: "),

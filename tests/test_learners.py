@@ -154,3 +154,82 @@ def test_without_epoch_growth_every_agent_replans_after_any_step():
     learner.update(0, ones, ones, np.ones(8), np.zeros(8), ones)
     learner.begin_episode(offers, groups)
     assert learner.replans == 16
+
+
+# --- continuing markets: discounted value iteration and UCRL2's epochs --------------------------------------
+
+
+def discounted_values(counts, rewards, squares, offers, scale, low, high, discount, explore=True):
+    """The continuing learner's action values `(S, A)` for one agent facing `offers (S, A)`, written out
+    plainly: discounted value iteration to its fixed point on the empirical model, the bonus's remaining
+    steps being the effective horizon `1 / (1 - discount)`, capped by the discounted payoff bound."""
+    n_s, n_a = offers.shape
+    visits = counts.sum(axis=-1)
+    tried = visits > 0
+    seen = np.maximum(visits, 1)
+    mean, transition = rewards / seen, counts / seen[..., None]
+    reward_variance = np.maximum(squares / seen - mean**2, 0.0)
+    rate = np.log1p(n_s * n_a * visits.sum()) / seen
+    lasting = 1.0 / (1.0 - discount)
+    cap = high + offers + discount * (high + offers.max()) * lasting
+    value = np.full(n_s, np.inf)
+    for _ in range(5000):
+        if _ and np.abs(q.max(axis=-1) - value).max() < 1e-9:
+            break
+        value = np.zeros(n_s) if _ == 0 else q.max(axis=-1)
+        ahead = transition @ (discount * value)
+        variance = reward_variance + np.maximum(transition @ (discount * value) ** 2 - ahead**2, 0.0)
+        bonus = scale * (np.sqrt(2 * variance * rate) + lasting * (high - low) * rate)
+        estimate = np.minimum(mean + offers + ahead + bonus, cap)
+        q = np.where(tried, estimate, cap if explore else lasting * low + offers)
+    return q
+
+
+@given(mdps(max_states=4, max_actions=3, max_horizon=1), st.integers(0, 2**32 - 1), st.integers(0, 12),
+       st.sampled_from([0.0, 0.05, 1.0]), st.sampled_from([0.5, 0.8]))
+@settings(max_examples=30, deadline=None)
+def test_continuing_plans_are_the_discounted_best_responses_on_the_estimates(mdp, seed, steps, bonus, discount):
+    rng = np.random.default_rng(seed)
+    low, high = -1.0, 1.0
+    learner = make_learner("contract_aware", 3, mdp.n_states, mdp.n_actions, 1, rng, bonus=bonus, discount=discount)
+    counts, rewards, squares = experience(learner, mdp, rng, steps, noise=0.1)
+    offers = rng.normal(0.0, 0.5, size=(1, 1, mdp.n_states, mdp.n_actions))
+    learner.begin_episode(offers, np.zeros(3, np.int64))
+    played, greedy = learner.behaviour_policy().argmax(axis=-1), learner.greedy_policy()
+    slack = 1e-3 * (high - low) * discount / (1 - discount) * 2 + 1e-4  # value iteration stops at this change
+    for i in range(3):
+        for policy, scale, explore in ((played, bonus, True), (greedy, 0.0, False)):
+            q = discounted_values(counts[i], rewards[i], squares[i], offers[0, 0], scale, low, high, discount, explore)
+            chosen = np.take_along_axis(q, policy[i, 0][..., None], axis=-1)[..., 0]
+            assert np.all(chosen >= q.max(axis=-1) - slack * (1 + np.abs(q).max()))
+
+
+def discounted_policy_value(mdp, policy, discount):
+    """Each state's discounted agent value of the stationary `policy (S,)` in `mdp`."""
+    states = np.arange(mdp.n_states)
+    transition, reward = mdp.transition[states, policy], mdp.agent_reward[states, policy]
+    return np.linalg.solve(np.eye(mdp.n_states) - discount * transition, reward)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(2, 4), st.integers(2, 3))
+@settings(max_examples=6, deadline=None, derandomize=True)
+def test_left_alone_in_a_continuing_market_the_learner_reaches_its_discounted_optimum(seed, n_states, n_actions):
+    mdp = random_mdp(seed, n_states, n_actions, 1, reward_range=(0.0, 1.0))
+    discount, rng = 0.8, np.random.default_rng(seed)
+    learner = make_learner("contract_aware", 2, n_states, n_actions, 1, rng, payoff_range=(0.0, 1.0),
+                           discount=discount)
+    learner.begin_episode(np.zeros((1, 1, n_states, n_actions)), np.zeros(2, np.int64))
+    cdf, states = cumulative(mdp.transition), np.zeros(2, np.int64)
+    for _ in range(6000):
+        actions = learner.act(0, states)
+        next_states = inverse_cdf(cdf[states, actions], rng.random(2))
+        learner.update(0, states, actions, mdp.agent_reward[states, actions], np.zeros(2), next_states)
+        states = next_states
+    value = np.zeros(n_states)
+    for _ in range(2000):
+        value = (mdp.agent_reward + discount * mdp.transition @ value).max(axis=-1)
+    for policy in learner.greedy_policy()[:, 0]:
+        learned = discounted_policy_value(mdp, policy, discount)
+        assert np.all(learned >= value - 0.02 * np.ptp(mdp.agent_reward) / (1 - discount) - 1e-9)
+    pairs = n_states * n_actions  # UCRL2's epochs: at most S A log2(8 T / (S A)) plans per agent, and one to start
+    assert learner.replans <= 2 * (1 + pairs * np.log2(8 * 6000 / pairs))

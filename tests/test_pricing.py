@@ -12,6 +12,7 @@ from market_abm import MarketModel
 from market_abm.conformance import mechanism_api_test
 from market_abm.core import StepRecord
 from market_abm.core.calvano import CalvanoQ, choose_prices, learn_period
+from market_abm.core.learners import Learner
 from market_abm.core.logit import LogitDemand, symmetric
 from market_abm.core.market_authority import MarketAuthority
 from market_abm.environments.graphs import make_topology
@@ -275,13 +276,30 @@ def test_model_free_learners_bootstrap_on_the_discount(learner):
     assert model.episode == 1 and model.steps_frame()["mean_price"].notna().all()
 
 
+class EpisodicOnly(Learner):
+    """A user's learner that takes no discount: it learns episodes only."""
+
+    name = "episodic_only"
+
+
 def test_learners_that_cannot_learn_the_market_are_refused_naming_the_learner():
-    with pytest.raises(ValueError, match="^learner: 'contract_aware' cannot learn a continuing market"):
-        pricing(4, learner="contract_aware", learner_params={})
+    with pytest.raises(ValueError, match="^learner: 'episodic_only' cannot learn a continuing market"):
+        pricing(4, learner=EpisodicOnly, learner_params={})
     with pytest.raises(ValueError, match="^learner: 'calvano_q' learns continuing markets only"):
         MarketModel(scenario="pollution", n_agents=2, learner="calvano_q", rng=0)
     with pytest.raises(ValueError, match="^learner_params: the discount is the market's"):
         pricing(4, learner_params={"discount": 0.5})
+
+
+def test_contract_aware_firms_plan_the_discounted_market_and_answer_a_rebate_at_once():
+    alone = pricing(4, learner="contract_aware", learner_params={})
+    alone.run_steps(3000)
+    assert alone.learner.discount == alone.env.discount and alone.steps_frame()["mean_price"].notna().all()
+    assert alone.learner.replans < 4 * 3000  # epochs end on a doubling, not every period
+    rebate = np.zeros((1, 1, alone.env.n_states, alone.env.n_actions))
+    rebate[..., 0] = 10.0  # far above any profit: the lowest price is worth more than any other, everywhere
+    alone.learner.begin_episode(rebate, np.zeros(4, np.int64))
+    assert np.all(alone.learner.behaviour_policy().argmax(axis=-1) == 0)
 
 
 # --- the continuing market in MarketModel ------------------------------------------------------------------

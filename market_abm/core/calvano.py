@@ -48,11 +48,7 @@ class CalvanoQ(Learner):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         if discount is None:
             raise ValueError("learner: 'calvano_q' learns continuing markets only (this one has episodes)")
-        if self.horizon != 1:
-            raise ValueError(f"horizon: a continuing market has one decision step, got {self.horizon}")
-        self.discount = check_number("discount", discount, low=0.0)
-        if self.discount >= 1.0:
-            raise ValueError(f"discount: must be < 1, got {self.discount}")
+        self.discount = self.continuing_discount(discount)
         self.alpha = check_number("alpha", alpha, low=0.0, high=1.0, low_open=True)
         self.beta = check_number("beta", beta, low=0.0)
         self.convergence_periods = check_int("convergence_periods", convergence_periods, low=1)

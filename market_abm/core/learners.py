@@ -30,6 +30,9 @@ from market_abm.core.planning import UNTRIED, plan_block, unrolled, value_ceilin
 from market_abm.core.validation import check_int, check_number, check_range
 
 
+MAX_SWEEPS = 10_000  # value-iteration sweeps of one continuing plan at most
+
+
 def resident_zeros(shape, dtype=float):
     """Zeros whose memory is written now: `np.zeros` maps pages lazily, and a large table's first
     writes would otherwise fault them in one at a time during the first steps."""
@@ -62,6 +65,17 @@ class Learner:
     def begin_episode(self, offers, groups):
         """Start an episode under the posted `offers (G, H, S, A)`; `groups (N,)` maps agents to rows."""
         self.episode += 1
+
+    def continuing_discount(self, discount):
+        """The discount of a continuing market (`None` for an episodic one), which has one decision step."""
+        if discount is None:
+            return None
+        if self.horizon != 1:
+            raise ValueError(f"horizon: a continuing market has one decision step, got {self.horizon}")
+        discount = check_number("discount", discount, low=0.0)
+        if discount >= 1.0:
+            raise ValueError(f"discount: must be < 1, got {discount}")
+        return discount
 
     def act(self, h, states):
         """Actions `(N,)` at step `h` in `states (N,)`."""
@@ -100,10 +114,15 @@ class ContractAwareLearner(Learner):
     `payoff_range`, the bounds `(low, high)` of its per-step private payoff (the model passes the
     scenario's); `epoch_growth`, when it re-plans: at the start of an episode when the offers it faces
     have changed, or when one of its visit counts has grown by this share (and by one visit at least)
-    since its last plan. The default 0 re-plans after every episode (UCB-VI); 1 waits for a doubling,
+    since its last plan. The episodic default 0 re-plans after every episode (UCB-VI); 1 waits for a doubling,
     as UCRL2 does, and re-plans rarely (faster, but slower to follow neighbours whose behaviour
     changes). The dynamics are stationary, so counts pool over steps. Arrays keep the agent on the
     last axis, so planning runs over contiguous rows.
+
+    In a continuing market (`discount` given by the model) it plans by discounted value iteration,
+    each plan starting from its last values (see `core.planning`), and its epochs are UCRL2's (Jaksch,
+    Ortner and Auer 2010): an agent re-plans as soon as the visits of the pair it just played have
+    grown by `epoch_growth` (1 if not given: a doubling), and when a review changes the offers it faces.
     """
 
     name = "contract_aware"
@@ -111,10 +130,13 @@ class ContractAwareLearner(Learner):
     chunk = 65536  # agents gathered at once when only some re-plan: bounds the copies at large N
 
     def __init__(self, n_agents, n_states, n_actions, horizon, rng, bonus=0.03, payoff_range=(-1.0, 1.0),
-                 epoch_growth=0.0):
+                 epoch_growth=None, discount=None):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         self.bonus = check_number("bonus", bonus, low=0.0)
         self.payoff_range = check_range("payoff_range", payoff_range)
+        self.discount = self.continuing_discount(discount)
+        if epoch_growth is None:
+            epoch_growth = 0.0 if self.discount is None else 1.0
         self.epoch_growth = check_number("epoch_growth", epoch_growth, low=0.0)
         n, s, a = self.n_agents, self.n_states, self.n_actions
         self.transition_counts = resident_zeros((s, a, s, n), np.float32)  # whole counts, exact below 2**24
@@ -123,9 +145,13 @@ class ContractAwareLearner(Learner):
         self.reward_squares = resident_zeros((s, a, n))
         # the visits that end each agent's epoch; without growth, any visit does (then all agents are due
         # together, for they all step together)
-        self.epoch_ends = resident_zeros((s, a, n), np.float32) if self.epoch_growth > 0 else None
+        self.epoch_ends = (resident_zeros((s, a, n), np.float32) if self.epoch_growth > 0 or self.discount is not None
+                           else None)
         self.stepped = False  # a step was learned since the last plan
         self.policy = resident_zeros((self.horizon, s, n), np.int8)
+        # a continuing market's values of each state under the last plan, with and without the bonus
+        self.values = None if self.discount is None else resident_zeros((s, n), np.float32)
+        self.greedy_values = None if self.discount is None else resident_zeros((s, n), np.float32)
         self.offers = None  # the offers (G, H, S, A) the current plans were made on
         self.replans = 0  # agent plans made so far
         self.steps_learned = 0
@@ -151,23 +177,35 @@ class ContractAwareLearner(Learner):
         """Start a new epoch for the `agents` (a slice or index array): optimistic backward induction on
         their current estimates and the posted `offers (G, H, S, A)`."""
         low, high = self.payoff_range
-        ceiling, offers = value_ceiling(offers, high), offers.astype(np.float32)
+        ceiling, offers = value_ceiling(offers, high, self.discount), offers.astype(np.float32)
         knobs = (self.bonus, low, high, UNTRIED, 1.0 + self.epoch_growth)
         shape = unrolled(self.transition_counts)
         rows = self.rows[agents]
         if len(rows) == self.n_agents:  # everyone, in place
-            plan_block(*self.tables(), offers, groups, ceiling, *knobs, self.policy, self.epoch_ends, *shape)
+            plan_block(*self.tables(), offers, groups, ceiling, *knobs, self.policy, self.epoch_ends, *shape,
+                       *self.iteration(self.values))
         else:
             for start in range(0, len(rows), self.chunk):  # a subset is gathered, a chunk at a time
                 part = rows[start: start + self.chunk]
                 policy = self.policy[..., part]
                 ends = None if self.epoch_ends is None else self.epoch_ends[..., part]
+                values = None if self.values is None else self.values[..., part]
                 plan_block(*(np.take(table, part, axis=-1) for table in self.tables()), offers, groups[part],
-                           ceiling, *knobs, policy, ends, *shape)
+                           ceiling, *knobs, policy, ends, *shape, *self.iteration(values))
                 self.policy[..., part] = policy
                 if ends is not None:
                     self.epoch_ends[..., part] = ends
+                if values is not None:
+                    self.values[..., part] = values
         self.replans += len(rows)
+
+    def iteration(self, values):
+        """`plan_block`'s last arguments: episodic backward induction, or a continuing market's value
+        iteration from `values (S, N)` to a change of at most a thousandth of the payoff range per sweep."""
+        if self.discount is None:
+            return ()
+        low, high = self.payoff_range
+        return self.discount, values, 1e-3 * (high - low), MAX_SWEEPS
 
     def tables(self):
         """The agent's statistics, agent last: transition counts `(S, A, S, N)`, and visits, reward sums
@@ -181,6 +219,10 @@ class ContractAwareLearner(Learner):
         count_step(*self.tables(), states, actions, private_rewards, next_states)
         self.stepped = True
         self.steps_learned += 1
+        if self.discount is not None and self.offers is not None:  # a continuing epoch ends on a doubling
+            due = self.visits[states, actions, self.rows] >= self.epoch_ends[states, actions, self.rows]
+            if due.any():
+                self.plan(self.offers, self.groups, np.flatnonzero(due))
 
     def greedy_policy(self):
         """The best response to the posted offers on the current estimates without the exploration bonus
@@ -191,8 +233,9 @@ class ContractAwareLearner(Learner):
             offers = np.zeros((1, self.horizon, self.n_states, self.n_actions)) if self.offers is None else self.offers
             groups = np.zeros(self.n_agents, np.int64) if self.offers is None else self.groups
             policy = np.zeros_like(self.policy)
-            plan_block(*self.tables(), offers.astype(np.float32), groups, value_ceiling(offers, high), 0.0, low,
-                       high, low, 1.0, policy, None, *unrolled(self.transition_counts))
+            plan_block(*self.tables(), offers.astype(np.float32), groups, value_ceiling(offers, high, self.discount),
+                       0.0, low, high, low, 1.0, policy, None, *unrolled(self.transition_counts),
+                       *self.iteration(self.greedy_values))
             self._greedy = key, np.moveaxis(policy, -1, 0).astype(np.int64)
         return self._greedy[1]
 
@@ -247,10 +290,7 @@ class QLearner(Learner):
     def __init__(self, n_agents, n_states, n_actions, horizon, rng, exploration="epsilon",
                  epsilon=1.0, temperature=0.5, decay=200.0, bonus=0.05, discount=None):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
-        self.discount = None if discount is None else check_number("discount", discount, low=0.0)
-        if self.discount is not None and (self.discount >= 1.0 or self.horizon != 1):
-            raise ValueError(f"discount: a continuing learner needs discount < 1 and horizon 1, got {self.discount}"
-                             f" and {self.horizon}")
+        self.discount = self.continuing_discount(discount)
         # steps ahead that matter: the horizon, or the effective horizon of the discount
         self.span = float(self.horizon) if self.discount is None else 1.0 / (1.0 - self.discount)
         if exploration not in EXPLORATIONS:

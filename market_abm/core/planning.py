@@ -17,8 +17,13 @@ every value an upper bound while its data are scarce:
 With no bonus (`scale = 0`, `untried = low`) the same pass gives the greedy policy on the estimates,
 an untried pair then being worth the least payoff `low` per remaining step plus its offer.
 
-Payoffs are per step, in float32. Agents are planned in blocks of `WIDTH`, with the agent as the
-innermost (vectorised) loop.
+A continuing market (a `discount` per step, one decision step) is planned by discounted value
+iteration instead: the same step, with the next state's value discounted, repeated from the agent's
+last values until they change by at most `tolerance`; the bonus's `H - h` is then the effective
+horizon `1 / (1 - discount)`, and the ceiling the discounted sum of `high` plus the largest offer.
+
+Payoffs are per step, in float32. Agents are planned in blocks of up to `WIDTH` (fewer where their
+transition estimates would exceed `BLOCK_FLOATS`), with the agent as the innermost (vectorised) loop.
 """
 
 from __future__ import annotations
@@ -27,14 +32,19 @@ import numpy as np
 
 from market_abm.core.compiled import compiled
 
-WIDTH = 256  # agents planned together: their estimates stay in cache across the horizon
+WIDTH = 256  # agents planned together at most: their estimates stay in cache across the horizon
+BLOCK_FLOATS = 1 << 20  # transition estimates of one block at most (4 MB), whatever the sizes
 UNTRIED = np.float32(1e9)  # the bonus rate of an untried pair while exploring: its value is the upper bound
 
 
-def value_ceiling(offers, high):
+def value_ceiling(offers, high, discount=None):
     """The most any agent of each group can earn from step `h` to the end, `(G, H + 1)` float32: `high`
-    plus the largest offer posted at each remaining step."""
+    plus the largest offer posted at each remaining step. In a continuing market (`discount` given,
+    `H = 1`) the discounted sum of that per step from now, and from the next step on."""
     best_offer = offers.reshape(offers.shape[0], offers.shape[1], -1).max(axis=-1)  # (G, H)
+    if discount is not None:
+        forever = (high + best_offer[:, 0]) / (1.0 - discount)
+        return np.stack([forever, discount * forever], axis=1).astype(np.float32)
     steps = np.cumsum((high + best_offer)[:, ::-1], axis=1)[:, ::-1]
     return np.concatenate([steps, np.zeros((offers.shape[0], 1))], axis=1).astype(np.float32)
 
@@ -48,7 +58,7 @@ def unrolled(counts):
 
 @compiled
 def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceiling, scale, low, high, untried, growth,
-               policy, epoch_ends, levels, choices):
+               policy, epoch_ends, levels, choices, discount=1.0, values=None, tolerance=0.0, max_sweeps=0):
     """Plan every agent `i` of `counts (S, A, S, N)`, `visits`, `reward_sum` and `reward_squares`
     `(S, A, N)` facing `offers[groups[i]] (G, H, S, A)`, whose values are capped by
     `ceiling[groups[i]] (G, H + 1)` (see `value_ceiling`), with the bonus `scale` and an untried pair
@@ -56,25 +66,34 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
     (lowest action on ties) and, unless `epoch_ends` is None (every visit ends an epoch), the visits
     `epoch_ends (S, A, N)` that end its new epoch (`growth` times the visits, one more at least).
     `levels` and `choices` are the tuples `unrolled(counts)`: their lengths are constants when this is
-    compiled, so each agent's sums over actions and next states run unrolled, in registers."""
+    compiled, so each agent's sums over actions and next states run unrolled, in registers.
+
+    Continuing (`values (S, N)` given, `H = 1`): discounted value iteration from `values`, `discount`
+    per step, until no value changes by more than `tolerance` or `max_sweeps` sweeps; `values` is
+    overwritten with the result, the start of the next plan."""
     n_s, n_a, n = counts.shape[0], counts.shape[1], counts.shape[3]
     horizon = policy.shape[0]
+    continuing = values is not None
+    passes = max_sweeps if continuing else horizon
+    weight = np.float32(discount)  # of the next step's value
+    lasting = np.float32(1.0 / (1.0 - discount)) if continuing else np.float32(0.0)  # effective horizon
     zero, one, two = np.float32(0.0), np.float32(1.0), np.float32(2.0)
     growth, high, untried, scale = np.float32(growth), np.float32(high), np.float32(untried), np.float32(scale)
     span = np.float32(high - low)
     pairs = np.float32(n_s * n_a)
     shared = offers.shape[0] == 1
-    prob = np.empty((n_s, n_a, n_s, WIDTH), np.float32)
-    reward = np.empty((n_s, n_a, WIDTH), np.float32)
-    spread = np.empty((n_s, n_a, WIDTH), np.float32)  # variance of the reward
-    rate = np.empty((n_s, n_a, WIDTH), np.float32)  # L / n (0 for an untried pair)
-    fresh = np.empty((n_s, n_a, WIDTH), np.float32)  # what an untried pair is worth per remaining step
-    offered = np.empty((n_a, WIDTH), np.float32)
-    cap = np.empty(WIDTH, np.float32)
-    value, new_value = np.empty((n_s, WIDTH), np.float32), np.empty((n_s, WIDTH), np.float32)
-    confidence, inverse = np.empty(WIDTH, np.float32), np.empty(WIDTH, np.float32)
-    for lo in range(0, n, WIDTH):
-        b = min(WIDTH, n - lo)
+    width = max(1, min(WIDTH, n, BLOCK_FLOATS // (n_s * n_a * n_s)))
+    prob = np.empty((n_s, n_a, n_s, width), np.float32)
+    reward = np.empty((n_s, n_a, width), np.float32)
+    spread = np.empty((n_s, n_a, width), np.float32)  # variance of the reward
+    rate = np.empty((n_s, n_a, width), np.float32)  # L / n (0 for an untried pair)
+    fresh = np.empty((n_s, n_a, width), np.float32)  # what an untried pair is worth per remaining step
+    offered = np.empty((n_a, width), np.float32)
+    cap = np.empty(width, np.float32)
+    value, new_value = np.empty((n_s, width), np.float32), np.empty((n_s, width), np.float32)
+    confidence, inverse = np.empty(width, np.float32), np.empty(width, np.float32)
+    for lo in range(0, n, width):
+        b = min(width, n - lo)
         rows = slice(lo, lo + b)
         # estimates: mean and variance of the reward, transition probabilities, L / n
         for j in range(b):
@@ -106,12 +125,18 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
                     row = counts[s, a, t, rows]
                     for j in range(b):
                         prob[s, a, t, j] = row[j] * inverse[j]
-        # backward induction: one pass over the agents per (h, s), every action's value in registers
+        # backward induction (or value iteration): one pass over the agents per (h, s), every action's
+        # value in registers
         for t in range(n_s):
             for j in range(b):
-                value[t, j] = 0.0
-        for h in range(horizon - 1, -1, -1):
-            steps = np.float32(horizon - h)
+                value[t, j] = zero
+        if values is not None:
+            for t in range(n_s):
+                for j in range(b):
+                    value[t, j] = values[t, lo + j]
+        for k in range(passes):
+            h = 0 if continuing else horizon - 1 - k
+            steps = lasting if continuing else np.float32(horizon - h)
             for j in range(b):
                 cap[j] = high + ceiling[0 if shared else groups[lo + j], h + 1]
             for s in range(n_s):
@@ -129,8 +154,9 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
                     for a in range(len(choices)):
                         ahead, second = zero, zero
                         for t in range(len(levels)):
-                            ahead += prob[s, a, t, j] * value[t, j]
-                            second += prob[s, a, t, j] * value[t, j] * value[t, j]
+                            later = weight * value[t, j]
+                            ahead += prob[s, a, t, j] * later
+                            second += prob[s, a, t, j] * later * later
                         variance = spread[s, a, j] + max(second - ahead * ahead, zero)
                         lin = rate[s, a, j]
                         bonus = scale * (np.sqrt(two * variance * lin) + steps * span * lin) + steps * fresh[s, a, j]
@@ -139,6 +165,14 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
                             top, choice = expected, np.int8(a)
                     new_value[s, j] = top
                     plan[j] = choice
+            change = zero
             for t in range(n_s):
                 for j in range(b):
+                    change = max(change, abs(new_value[t, j] - value[t, j]))
                     value[t, j] = new_value[t, j]
+            if continuing and change <= tolerance:
+                break
+        if values is not None:
+            for t in range(n_s):
+                for j in range(b):
+                    values[t, lo + j] = value[t, j]
