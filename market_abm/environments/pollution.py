@@ -222,14 +222,14 @@ def diffusion_operator(adjacency, diffusion):
 
 def own_node_share(operator, decay, horizon, sample=256):
     """Average share of a unit emitted at a node still at that node `k = 0..H-1` steps later,
-    propagated through the operator from up to `sample` evenly spaced nodes."""
+    propagated through the operator from up to `sample` evenly spaced nodes. The mass is sparse: after
+    `k` steps it covers only the nodes within `k` links of where it was emitted."""
     n = operator.shape[0]
     nodes = np.unique(np.linspace(0, n - 1, min(n, sample)).astype(int))
-    mass = np.zeros((n, nodes.size))
-    mass[nodes, np.arange(nodes.size)] = 1.0
+    columns = np.arange(nodes.size)
+    mass = operator @ sp.csc_array((np.ones(nodes.size), (nodes, columns)), shape=(n, nodes.size))
     shares = []
-    mass = operator @ mass
     for _ in range(horizon):
-        shares.append(mass[nodes, np.arange(nodes.size)].mean())
+        shares.append(np.asarray(mass[nodes, columns]).mean())
         mass = (1.0 - decay) * (operator @ mass)
     return np.array(shares)
