@@ -47,9 +47,9 @@ ROWS = [  # (label, mechanism, scheme)
     ("two-phase fine", "two_phase", "fine"),
     ("two-phase stationary", "two_phase", "stationary"),
     ("two-phase per-action", "two_phase", "per_action"),
-    ("pigouvian", "pigouvian", "fine"),
-    ("oracle", "oracle", "fine"),
-    ("laissez-faire", "none", "fine"),
+    ("pigouvian", "pigouvian", None),
+    ("oracle", "oracle", None),
+    ("laissez-faire", "none", None),
 ]
 REPLICAS = 2
 

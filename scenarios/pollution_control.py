@@ -29,10 +29,10 @@ from market_abm.metrics import replica_summaries  # noqa: E402
 
 MODEL_FREE_PHASE1 = {"react_episodes": 20, "min_visits": 6}  # model-free learners answer an offer slowly
 RUNS = [  # (label, mechanism, scheme, learner, mechanism parameters)
-    ("laissez-faire", "none", "fine", "contract_aware", {}),
-    ("pigouvian", "pigouvian", "fine", "contract_aware", {}),
-    ("flat subsidy", "subsidy", "fine", "contract_aware", {"amount": 0.4}),
-    ("oracle", "oracle", "fine", "contract_aware", {}),
+    ("laissez-faire", "none", None, "contract_aware", {}),
+    ("pigouvian", "pigouvian", None, "contract_aware", {}),
+    ("flat subsidy", "subsidy", None, "contract_aware", {"amount": 0.4}),
+    ("oracle", "oracle", None, "contract_aware", {}),
     ("two-phase fine", "two_phase", "fine", "contract_aware", {}),
     ("two-phase stationary", "two_phase", "stationary", "contract_aware", {}),
     ("two-phase threshold", "two_phase", "threshold", "contract_aware", {}),
@@ -41,7 +41,7 @@ RUNS = [  # (label, mechanism, scheme, learner, mechanism parameters)
 MODEL_FREE = [
     (f"two-phase fine, {learner}", "two_phase", "fine", learner, MODEL_FREE_PHASE1)
     for learner in ("epsilon_greedy", "optimistic_q", "boltzmann")
-] + [(f"oracle, {learner}", "oracle", "fine", learner, {}) for learner in ("epsilon_greedy", "optimistic_q", "boltzmann")]
+] + [(f"oracle, {learner}", "oracle", None, learner, {}) for learner in ("epsilon_greedy", "optimistic_q", "boltzmann")]
 
 
 def run(label, mechanism, scheme, learner, params, episodes, replicas, seed):

@@ -26,7 +26,7 @@ from market_abm import MarketModel  # noqa: E402
 from market_abm.io import write_table  # noqa: E402
 
 TOPOLOGIES = ("watts_strogatz", "barabasi_albert")
-RUNS = [("laissez-faire", "none", "fine"), ("pigouvian", "pigouvian", "fine"), ("flat subsidy", "subsidy", "fine"),
+RUNS = [("laissez-faire", "none", None), ("pigouvian", "pigouvian", None), ("flat subsidy", "subsidy", None),
         ("two-phase fine", "two_phase", "fine"), ("two-phase stationary", "two_phase", "stationary"),
         ("two-phase per-action", "two_phase", "per_action")]
 SUMMARY = ["gap_closed", "final_welfare", "optimal_welfare", "laissez_faire_welfare", "regret_slope",
