@@ -29,19 +29,25 @@ def experience(learner, mdp, rng, steps, noise=0.0):
     return counts, rewards, squares
 
 
+def empirical_model(counts, rewards, squares):
+    """An agent's estimates from its counts `(S, A, S)`, reward sums and squares `(S, A)`: which pairs
+    were tried, the mean reward, the transition frequencies, the reward variance, and `L / n`."""
+    n_s, n_a = rewards.shape
+    visits = counts.sum(axis=-1)
+    seen = np.maximum(visits, 1)
+    mean, transition = rewards / seen, counts / seen[..., None]
+    reward_variance = np.maximum(squares / seen - mean**2, 0.0)
+    return visits > 0, mean, transition, reward_variance, np.log1p(n_s * n_a * visits.sum()) / seen
+
+
 def optimistic_values(counts, rewards, squares, offers, scale, low, high, explore=True):
     """The learner's action values `(H, S, A)` for one agent facing `offers (H, S, A)`, written out
     plainly: mean reward plus offer plus empirical next value plus the bonus
     `scale (sqrt(2 L (var_r + var_V) / n) + (H - h) (high - low) L / n)`, `L = log(1 + S A T)`, capped
     by what the payoff range and offers allow; an untried pair is worth the cap (exploring) or `low`
     per remaining step plus its offer (greedy)."""
-    horizon, n_s, n_a = offers.shape
-    visits = counts.sum(axis=-1)
-    tried = visits > 0
-    seen = np.maximum(visits, 1)
-    mean, transition = rewards / seen, counts / seen[..., None]
-    reward_variance = np.maximum(squares / seen - mean**2, 0.0)
-    rate = np.log1p(n_s * n_a * visits.sum()) / seen
+    horizon, n_s, _ = offers.shape
+    tried, mean, transition, reward_variance, rate = empirical_model(counts, rewards, squares)
     ceiling = np.zeros(horizon + 1)
     for h in range(horizon - 1, -1, -1):
         ceiling[h] = high + offers[h].max() + ceiling[h + 1]
@@ -163,25 +169,19 @@ def discounted_values(counts, rewards, squares, offers, scale, low, high, discou
     """The continuing learner's action values `(S, A)` for one agent facing `offers (S, A)`, written out
     plainly: discounted value iteration to its fixed point on the empirical model, the bonus's remaining
     steps being the effective horizon `1 / (1 - discount)`, capped by the discounted payoff bound."""
-    n_s, n_a = offers.shape
-    visits = counts.sum(axis=-1)
-    tried = visits > 0
-    seen = np.maximum(visits, 1)
-    mean, transition = rewards / seen, counts / seen[..., None]
-    reward_variance = np.maximum(squares / seen - mean**2, 0.0)
-    rate = np.log1p(n_s * n_a * visits.sum()) / seen
+    tried, mean, transition, reward_variance, rate = empirical_model(counts, rewards, squares)
     lasting = 1.0 / (1.0 - discount)
     cap = high + offers + discount * (high + offers.max()) * lasting
-    value = np.full(n_s, np.inf)
+    value = np.zeros(offers.shape[0])
     for _ in range(5000):
-        if _ and np.abs(q.max(axis=-1) - value).max() < 1e-9:
-            break
-        value = np.zeros(n_s) if _ == 0 else q.max(axis=-1)
         ahead = transition @ (discount * value)
         variance = reward_variance + np.maximum(transition @ (discount * value) ** 2 - ahead**2, 0.0)
         bonus = scale * (np.sqrt(2 * variance * rate) + lasting * (high - low) * rate)
         estimate = np.minimum(mean + offers + ahead + bonus, cap)
         q = np.where(tried, estimate, cap if explore else lasting * low + offers)
+        if np.abs(q.max(axis=-1) - value).max() < 1e-9:
+            break
+        value = q.max(axis=-1)
     return q
 
 

@@ -68,6 +68,15 @@ def test_a_user_population_env_runs_and_is_copied_not_shared():
     assert first.env.n_agents == len(first.learning_agents) == 6
 
 
+def test_a_user_population_env_without_an_exact_model_is_told_to_give_its_own_benchmark():
+    try:
+        MarketModel(scenario=Commuters(), rng=0)
+    except ValueError as err:
+        assert str(err).startswith("benchmark: the welfare benchmarks need an exact local model, which 'commuters'")
+    else:
+        raise AssertionError("the welfare benchmarks came from nowhere")
+
+
 def test_a_scenario_environment_given_as_an_object_runs_as_its_name_does():
     topology = make_topology("ring", 10, np.random.default_rng(0))
     own = run(scenario=PollutionEnv(topology, PollutionParams()), n_agents=10)

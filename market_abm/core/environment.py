@@ -134,15 +134,12 @@ class PopulationEnv:
         """Further public per-agent observations of the last live step, by name (default none)."""
         return {}
 
-    def require_local_mdp(self, what):
-        mdp = self.local_mdp()
-        if mdp is None:
-            raise ValueError(f"mechanism: {what!r} needs an exact local model, which {self.name!r} does not have")
-        return mdp
-
     def welfare_benchmarks(self, rng):
         """Welfare per agent per episode of the optimum and of laissez-faire, and the benchmark's name."""
-        mdp = self.require_local_mdp("welfare benchmark")
+        mdp = self.local_mdp()
+        if mdp is None:
+            raise ValueError(f"benchmark: the welfare benchmarks need an exact local model, which {self.name!r} "
+                             f"does not have (give benchmark=False, or a dict of benchmarks computed elsewhere)")
         optimal, _ = mdp.welfare_optimum()
         laissez_faire = mdp.policy_value(mdp.agent_optimum()[1], "welfare")
         return {"optimal_welfare": optimal, "laissez_faire_welfare": laissez_faire, "benchmark": "exact_optimum"}
