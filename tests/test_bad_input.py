@@ -126,8 +126,6 @@ CASES = {
                                          "0", "--scenario-params", '{"rng": 1}'),
     "pricing with a Pigouvian tax": cli("mechanism", "run", "pricing", "--out", "out", "--seed", "0",
                                         "--mechanism", "pigouvian"),
-    "pricing with a learner of episodes": cli("learner", "run", "pricing", "--out", "out", "--seed", "0",
-                                              "--learner", "contract_aware"),
     "pricing duopolies of an odd number of firms": cli("n_agents", "run", "pricing", "--out", "out", "--seed", "0",
                                                         "--agents", "401", "--graph", "cliques"),
     # --out
