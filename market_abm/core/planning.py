@@ -91,6 +91,8 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
     offered = np.empty((n_a, width), np.float32)
     cap = np.empty(width, np.float32)
     value, new_value = np.empty((n_s, width), np.float32), np.empty((n_s, width), np.float32)
+    # the next step's value as seen from now: the value itself, or in a continuing market its discount
+    later = np.empty((n_s, width), np.float32) if continuing else value
     confidence, inverse = np.empty(width, np.float32), np.empty(width, np.float32)
     for lo in range(0, n, width):
         b = min(width, n - lo)
@@ -134,6 +136,7 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
             for t in range(n_s):
                 for j in range(b):
                     value[t, j] = values[t, lo + j]
+                    later[t, j] = weight * value[t, j]
         for k in range(passes):
             h = 0 if continuing else horizon - 1 - k
             steps = lasting if continuing else np.float32(horizon - h)
@@ -154,9 +157,8 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
                     for a in range(len(choices)):
                         ahead, second = zero, zero
                         for t in range(len(levels)):
-                            later = weight * value[t, j]
-                            ahead += prob[s, a, t, j] * later
-                            second += prob[s, a, t, j] * later * later
+                            ahead += prob[s, a, t, j] * later[t, j]
+                            second += prob[s, a, t, j] * later[t, j] * later[t, j]
                         variance = spread[s, a, j] + max(second - ahead * ahead, zero)
                         lin = rate[s, a, j]
                         bonus = scale * (np.sqrt(two * variance * lin) + steps * span * lin) + steps * fresh[s, a, j]
@@ -165,12 +167,18 @@ def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceili
                             top, choice = expected, np.int8(a)
                     new_value[s, j] = top
                     plan[j] = choice
+            if not continuing:
+                for t in range(n_s):
+                    for j in range(b):
+                        value[t, j] = new_value[t, j]
+                continue
             change = zero
             for t in range(n_s):
                 for j in range(b):
                     change = max(change, abs(new_value[t, j] - value[t, j]))
                     value[t, j] = new_value[t, j]
-            if continuing and change <= tolerance:
+                    later[t, j] = weight * value[t, j]
+            if change <= tolerance:
                 break
         if values is not None:
             for t in range(n_s):
