@@ -17,7 +17,8 @@ from market_abm.core.baselines import FixedSubsidy, LaissezFaire, Oracle, Pigouv
 from market_abm.core.calvano import CalvanoQ
 from market_abm.core.environment import PopulationEnv
 from market_abm.core.institution import Mechanism
-from market_abm.core.learners import ContractAwareLearner, Learner, boltzmann, epsilon_greedy, optimistic_q
+from market_abm.core.learners import ContractAwareLearner, Learner
+from market_abm.core.q_learning import boltzmann, epsilon_greedy, optimistic_q
 from market_abm.core.schemes import TransferScheme, fine, per_action, stationary, threshold
 from market_abm.core.two_phase import TwoPhaseMechanism
 from market_abm.core.validation import check_fields, check_keywords

@@ -4,8 +4,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market_abm.core.cell_search import plan_targets
-from market_abm.core.learners import EXPLORATIONS, behaviour_table, count_step, q_step, sample_actions
+from market_abm.core.two_phase import plan_targets
+from market_abm.core.learners import count_step
+from market_abm.core.q_learning import EXPLORATIONS, behaviour_table, q_step, sample_actions
 from market_abm.core.mdp import policy_evaluation
 from market_abm.core.pooled_search import coordinate_ascent, coordinate_moves
 from market_abm.core.schemes import TransferScheme

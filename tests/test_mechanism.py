@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from helpers import ExactLearner, mdps, random_mdp
 from market_abm import MarketModel
-from market_abm.core.cell_search import STEERED
+from market_abm.core.two_phase import STEERED
 from market_abm.environments.economies import costly_compliance, coverage_chain
 from market_abm.environments.pollution import single_node_mdp
 from market_abm.metrics import estimate_errors

@@ -117,3 +117,42 @@ def test_bad_arguments_raise_one_line_errors_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"^{field}:") as err:
         MarketModel(rng=0, **kwargs)
     assert "\n" not in str(err.value)
+
+
+def package_files_run_by(action):
+    """The package's source files whose Python functions run while `action()` does (compiled kernels
+    run without entering Python, so they count with the file that calls them)."""
+    import sys
+    from pathlib import Path
+
+    import market_abm
+
+    package = Path(market_abm.__file__).resolve().parent
+    files = set()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            path = Path(frame.f_code.co_filename)
+            if path.is_relative_to(package):
+                files.add(path.relative_to(package).as_posix())
+
+    sys.setprofile(profile)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    return files
+
+
+def test_one_step_of_the_default_model_reads_in_six_files_or_fewer():
+    """A reader following one step (an episode's end and the next one's start included) of the default
+    run, the paper setting, meets at most six of the package's files."""
+    model = MarketModel(rng=0)
+    model.run_episodes(60)  # past the warm-up: the mechanism plans and prices
+
+    def twelve_steps():
+        for _ in range(2 * model.env.horizon):
+            model.step()
+
+    files = package_files_run_by(twelve_steps)
+    assert "model.py" in files and len(files) <= 6, sorted(files)

@@ -7,6 +7,8 @@ books the external reward `u_i` that the principal owns. Rewards are per agent a
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from market_abm.core.institution import PrincipalView
@@ -149,19 +151,25 @@ class PopulationEnv:
         `welfare` of its policy `behaviour (N, H, S, A)`; its `agent` payoff (private reward plus the
         transfers `offers[groups] (G, H, S, A)` it faces); and the `best` payoff any policy could get
         against those offers (so `best - agent` is its regret this episode)."""
-        if not self.welfare_is_exact:
+        mdp = self.exact_model
+        if mdp is None:
             return None
-        mdp = self.local_mdp()
         own = mdp.agent_reward + offers  # (G, H, S, A)
         reward = np.stack([np.broadcast_to(mdp.welfare_reward, own.shape)[groups], own[groups]])
         values = policy_evaluation(mdp.transition, reward, behaviour, self.horizon)[..., 0, :] @ mdp.initial
         best = backward_induction(mdp.transition, own, self.horizon)[1][:, 0] @ mdp.initial
         return {"welfare": values[0], "agent": values[1], "best": best[groups]}
 
+    @cached_property
+    def exact_model(self):
+        """The exact local model every agent's expected values are computed on (independent agents with
+        an exact local model), fixed for the run; None where there is none."""
+        return self.local_mdp() if self.agents_independent else None
+
     @property
     def welfare_is_exact(self):
         """Each agent's expected welfare can be computed exactly (independent agents, exact local model)."""
-        return self.agents_independent and self.local_mdp() is not None
+        return self.exact_model is not None
 
     def summary_extras(self, steps):
         """Scenario-specific figures for `summary.json`, from the finished run's model-level `steps` frame

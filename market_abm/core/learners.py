@@ -9,24 +9,21 @@ for every registered learner):
 - `update(h, states, actions, private_rewards, transfers, next_states)`.
 - `greedy_policy() -> (N, H, S)`, and `behaviour_policy() -> (N, H, S, A)` action probabilities.
 
-Contract-aware learners read the posted transfers and plan on them; model-free learners only see
-the payoff `r + tau` after acting. Rewards are in units of per-step payoff.
+Contract-aware learners read the posted transfers and plan on them: this module holds the default
+one, `ContractAwareLearner`, with its planning pass. Model-free learners only see the payoff
+`r + tau` after acting (`core.q_learning`, `core.calvano`). Rewards are in units of per-step payoff.
 
 A continuing market (no episodes, a discount per step) builds its learner with `horizon=1` and
-the keyword `discount`; a learner that takes no `discount` cannot learn one. The model-free
-learners then bootstrap on `discount * max_b Q(s', b)` across steps, and episodes are the
+the keyword `discount`; a learner that takes no `discount` cannot learn one. Episodes are then the
 institution's review periods. A learner with a convergence rule declares it with `converged()`,
 and `stop(agents)` ends the agents' learning (see `core.calvano`).
 """
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
-from market_abm.core.compiled import compiled, inlined
-from market_abm.core.planning import UNTRIED, plan_block, unrolled, value_ceiling
+from market_abm.core.compiled import compiled
 from market_abm.core.validation import check_int, check_number, check_range
 
 
@@ -104,12 +101,12 @@ class Learner:
 class ContractAwareLearner(Learner):
     """Model-based optimism (UCB-VI, Azar et al. 2017): estimates its own reward and dynamics, and
     plans on them plus the posted offers and an exploration bonus that keeps every value an upper
-    bound while data are scarce (see `core.planning`). It reads the offers before acting, so it
+    bound while data are scarce (see the planning section below). It reads the offers before acting, so it
     reacts to a new offer at once.
 
     Parameters: `bonus`, the scale of the empirical-Bernstein exploration bonus
     `bonus * (sqrt(2 L (var_r + var_V) / n) + (H - h) (high - low) L / n)`, `L = log(1 + S A T)` (see
-    `core.planning`; the default reaches the agent's own optimum within 3,000 episodes on random MDPs
+    the planning section below; the default reaches the agent's own optimum within 3,000 episodes on random MDPs
     of up to 8 states, see `benchmarks/learner_soundness.py`; larger explores longer, 0 not at all);
     `payoff_range`, the bounds `(low, high)` of its per-step private payoff (the model passes the
     scenario's); `epoch_growth`, when it re-plans: at the start of an episode when the offers it faces
@@ -120,7 +117,7 @@ class ContractAwareLearner(Learner):
     last axis, so planning runs over contiguous rows.
 
     In a continuing market (`discount` given by the model) it plans by discounted value iteration,
-    each plan starting from its last values (see `core.planning`), and its epochs are UCRL2's (Jaksch,
+    each plan starting from its last values (see the planning section below), and its epochs are UCRL2's (Jaksch,
     Ortner and Auer 2010): an agent re-plans as soon as the visits of the pair it just played have
     grown by `epoch_growth` (1 if not given: a doubling), and when a review changes the offers it faces.
     """
@@ -273,172 +270,184 @@ def count_step(transition_counts, visits, reward_sum, reward_squares, states, ac
         counts[rows[i] * n_s + next_states[i] * n + i] += 1.0
 
 
-class QLearner(Learner):
-    """Model-free Q-learning on the payoff `r + tau`, with step size `(H + 1) / (H + n)`.
+# --- planning: optimistic backward induction, one compiled pass -----------------------------------
+#
+# Optimistic backward induction for a population of model-based learners (UCB-VI), one compiled pass.
+#
+# Each agent plans on its own estimates, the offers it faces, and an exploration bonus that makes
+# every value an upper bound while its data are scarce:
+#
+# - a tried pair `(s, a)` is worth its mean reward, plus the offer, plus the expected value of the next
+#   state under its empirical transitions, plus the bonus
+#   `scale * (sqrt(2 L (var_r + var_V) / n) + (H - h) (high - low) L / n)` at step `h`, with
+#   `L = log(1 + S A T)`: the empirical-Bernstein bonus of UCB-VI (`n` visits of the pair, `T` steps the
+#   agent has taken, `var_r` the variance of the rewards it saw there, `var_V` the variance of the next
+#   step's value under its empirical transitions, `[low, high]` the range of its per-step payoff), small
+#   where outcomes hardly vary, while its second term keeps a pair seen only a few times near its
+#   upper bound;
+# - no value exceeds what the payoff range and the offers allow: `high + offer` now plus, at every
+#   later step, `high` and the largest offer posted then; an untried pair is worth exactly that bound.
+#
+# With no bonus (`scale = 0`, `untried = low`) the same pass gives the greedy policy on the estimates,
+# an untried pair then being worth the least payoff `low` per remaining step plus its offer.
+#
+# A continuing market (a `discount` per step, one decision step) is planned by discounted value
+# iteration instead: the same step, with the next state's value discounted, repeated from the agent's
+# last values until they change by at most `tolerance`; the bonus's `H - h` is then the effective
+# horizon `1 / (1 - discount)`, and the ceiling the discounted sum of `high` plus the largest offer.
+#
+# Payoffs are per step, in float32. Agents are planned in blocks of up to `WIDTH` (fewer where their
+# transition estimates would exceed `BLOCK_FLOATS`), with the agent as the innermost (vectorised) loop.
 
-    `exploration="epsilon"`: epsilon-greedy with `epsilon_k = epsilon / (1 + k / decay)` in episode `k`.
-    `exploration="boltzmann"`: softmax with temperature `temperature / (1 + k / decay)`.
-    `exploration="optimistic"`: greedy on values initialised at `H - h` plus a Hoeffding bonus
-    `bonus * sqrt(H^3 log(k + 1) / n)` (Jin et al. 2018).
-
-    With a `discount` (a continuing market, `horizon=1`) the target is `r + tau + discount * max_b
-    Q(s', b)` and `H` above is the effective horizon `1 / (1 - discount)`; episodes are review periods.
-    """
-
-    name = "q_learning"
-
-    def __init__(self, n_agents, n_states, n_actions, horizon, rng, exploration="epsilon",
-                 epsilon=1.0, temperature=0.5, decay=200.0, bonus=0.05, discount=None):
-        super().__init__(n_agents, n_states, n_actions, horizon, rng)
-        self.discount = self.continuing_discount(discount)
-        # steps ahead that matter: the horizon, or the effective horizon of the discount
-        self.span = float(self.horizon) if self.discount is None else 1.0 / (1.0 - self.discount)
-        if exploration not in EXPLORATIONS:
-            raise ValueError(f"exploration: must be 'epsilon', 'boltzmann' or 'optimistic', got {exploration!r}")
-        self.exploration = exploration
-        self.epsilon = check_number("epsilon", epsilon, low=0.0, high=1.0)
-        self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
-        self.decay = check_number("decay", decay, low=0.0, low_open=True)
-        self.bonus = check_number("bonus", bonus, low=0.0)
-        shape = (self.horizon + 1, self.n_states, self.n_actions, self.n_agents)  # agent last, like every learner
-        steps_left = self.horizon - np.arange(self.horizon + 1) if self.discount is None else np.array([self.span, 0])
-        start = steps_left if exploration == "optimistic" else np.zeros(self.horizon + 1)
-        self.q = np.broadcast_to(start[:, None, None, None], shape).astype(float).copy()
-        self.visits = resident_zeros((self.horizon, self.n_states, self.n_actions, self.n_agents), np.int32)
-
-    def schedule_factor(self):
-        """How much exploration is left in the current episode (1 at the start, decaying)."""
-        return 1.0 / (1.0 + max(self.episode - 1, 0) / self.decay)
-
-    def exploration_now(self):
-        """The exploration rule as the kernels take it: its index in `EXPLORATIONS`, then this episode's
-        epsilon and temperature."""
-        factor = self.schedule_factor()
-        return EXPLORATIONS.index(self.exploration), self.epsilon * factor, self.temperature * factor
-
-    def act(self, h, states):
-        return sample_actions(self.q, h, states, self.rng.random(self.n_agents), *self.exploration_now())
-
-    def behaviour_probs(self, q):
-        """Action probabilities for action values `q (..., A)`."""
-        rows = np.ascontiguousarray(q.reshape(-1, self.n_actions), dtype=float)
-        return behaviour_table(rows, *self.exploration_now()).reshape(q.shape)
-
-    def update(self, h, states, actions, private_rewards, transfers, next_states):
-        confidence = self.span**3 * np.log(self.episode + 1.0)
-        ahead, weight = (h + 1, 1.0) if self.discount is None else (h, self.discount)
-        q_step(self.q, self.visits, h, states, actions, private_rewards, transfers, next_states,
-               self.exploration == "optimistic", self.bonus, confidence, ahead, weight, self.span)
-
-    def greedy_policy(self):
-        return np.moveaxis(self.q[: self.horizon].argmax(axis=2), -1, 0)
-
-    def behaviour_policy(self):
-        return self.behaviour_probs(np.moveaxis(self.q[: self.horizon], -1, 0))
+WIDTH = 256  # agents planned together at most: their estimates stay in cache across the horizon
+BLOCK_FLOATS = 1 << 20  # transition estimates of one block at most (4 MB), whatever the sizes
+UNTRIED = np.float32(1e9)  # the bonus rate of an untried pair while exploring: its value is the upper bound
 
 
-EXPLORATIONS = ("epsilon", "boltzmann", "optimistic")  # the kernels' `mode`: an index into this
+def value_ceiling(offers, high, discount=None):
+    """The most any agent of each group can earn from step `h` to the end, `(G, H + 1)` float32: `high`
+    plus the largest offer posted at each remaining step. In a continuing market (`discount` given,
+    `H = 1`) the discounted sum of that per step from now, and from the next step on."""
+    best_offer = offers.reshape(offers.shape[0], offers.shape[1], -1).max(axis=-1)  # (G, H)
+    if discount is not None:
+        forever = (high + best_offer[:, 0]) / (1.0 - discount)
+        return np.stack([forever, discount * forever], axis=1).astype(np.float32)
+    steps = np.cumsum((high + best_offer)[:, ::-1], axis=1)[:, ::-1]
+    return np.concatenate([steps, np.zeros((offers.shape[0], 1))], axis=1).astype(np.float32)
 
 
-@inlined
-def exploration_probs(values, mode, epsilon, temperature, out):
-    """Action probabilities `out (A,)` for action values `values (A,)`: epsilon-greedy (mode 0),
-    softmax at `temperature` (1) or greedy (2); the greedy action is the lowest best one."""
-    n_a = values.shape[0]
-    best, top = 0, values[0]
-    for a in range(1, n_a):  # selects, not branches: learned values compare unpredictably
-        better = values[a] > top
-        best = a if better else best
-        top = values[a] if better else top
-    if mode == 1:
-        total = 0.0
-        for a in range(n_a):
-            out[a] = np.exp((values[a] - top) / temperature)
-            total += out[a]
-        for a in range(n_a):
-            out[a] /= total
-        return
-    explore = epsilon if mode == 0 else 0.0
-    for a in range(n_a):
-        out[a] = (1.0 - explore) * (a == best) + explore / n_a
+def unrolled(counts):
+    """`(range(S), range(A))` of `counts (S, A, S, N)` as tuples, for `plan_block`: a kernel is compiled
+    for each length of them (once per decision-problem size, then cached)."""
+    n_s, n_a = counts.shape[:2]
+    return tuple(range(n_s)), tuple(range(n_a))
 
 
 @compiled
-def behaviour_table(values, mode, epsilon, temperature):
-    """`exploration_probs` of every row of `values (M, A)`."""
-    probs = np.empty_like(values)
-    for row in range(values.shape[0]):
-        exploration_probs(values[row], mode, epsilon, temperature, probs[row])
-    return probs
+def plan_block(counts, visits, reward_sum, reward_squares, offers, groups, ceiling, scale, low, high, untried, growth,
+               policy, epoch_ends, levels, choices, discount=1.0, values=None, tolerance=0.0, max_sweeps=0):
+    """Plan every agent `i` of `counts (S, A, S, N)`, `visits`, `reward_sum` and `reward_squares`
+    `(S, A, N)` facing `offers[groups[i]] (G, H, S, A)`, whose values are capped by
+    `ceiling[groups[i]] (G, H + 1)` (see `value_ceiling`), with the bonus `scale` and an untried pair
+    worth `untried` per remaining step beyond its offer (`UNTRIED`: the ceiling); writes `policy (H, S, N)`
+    (lowest action on ties) and, unless `epoch_ends` is None (every visit ends an epoch), the visits
+    `epoch_ends (S, A, N)` that end its new epoch (`growth` times the visits, one more at least).
+    `levels` and `choices` are the tuples `unrolled(counts)`: their lengths are constants when this is
+    compiled, so each agent's sums over actions and next states run unrolled, in registers.
 
-
-@compiled
-def sample_actions(q, h, states, draws, mode, epsilon, temperature):
-    """Each agent's action at step `h` in its state, drawn from `exploration_probs` of its values
-    `q (H + 1, S, A, N)` by inverse CDF on its uniform `draws[i]`."""
-    values, probs = np.empty(q.shape[2]), np.empty(q.shape[2])
-    actions = np.empty(states.shape[0], np.int64)
-    for i in range(states.shape[0]):
-        for a in range(values.shape[0]):
-            values[a] = q[h, states[i], a, i]
-        exploration_probs(values, mode, epsilon, temperature, probs)
-        passed, action = probs[0], 0
-        for a in range(1, probs.shape[0]):
-            action += draws[i] >= passed
-            passed += probs[a]
-        actions[i] = action
-    return actions
-
-
-@compiled
-def q_step(q, visits, h, states, actions, private_rewards, transfers, next_states, optimistic, bonus, confidence,
-           ahead, weight, horizon):
-    """One Q-learning update per agent towards `r + tau + weight * max_b q[ahead, s', b]` (episodic:
-    `ahead = h + 1`, `weight = 1`; continuing: `ahead = h`, `weight = discount`), with step size
-    `(H + 1) / (H + n)` for the `horizon` `H` and, if `optimistic`, the bonus `bonus * sqrt(confidence / n)`."""
-    for i in range(states.shape[0]):
-        s, a = states[i], actions[i]
-        n = visits[h, s, a, i] + 1
-        visits[h, s, a, i] = n
-        best = q[ahead, next_states[i], 0, i]
-        for b in range(1, q.shape[2]):
-            best = max(best, q[ahead, next_states[i], b, i])
-        target = private_rewards[i] + transfers[i] + weight * best
-        if optimistic:
-            target = target + bonus * np.sqrt(confidence / n)
-        old = q[h, s, a, i]
-        q[h, s, a, i] = old + (horizon + 1.0) / (horizon + n) * (target - old)
-
-
-def q_learner_parameters(factory):
-    """Give a Q-learner factory the signature it forwards to: `QLearner`'s, less the exploration rule
-    that the factory fixes (so that `make_learner` checks its parameters)."""
-    signature = inspect.signature(QLearner)
-    factory.__signature__ = signature.replace(
-        parameters=[p for p in signature.parameters.values() if p.name != "exploration"])
-    return factory
-
-
-@q_learner_parameters
-def epsilon_greedy(n_agents, n_states, n_actions, horizon, rng, **params):
-    """Q-learning with decaying epsilon-greedy exploration."""
-    return _q_learner("epsilon_greedy", "epsilon", n_agents, n_states, n_actions, horizon, rng, params)
-
-
-@q_learner_parameters
-def optimistic_q(n_agents, n_states, n_actions, horizon, rng, **params):
-    """Optimistic Q-learning with Hoeffding bonuses (Jin et al. 2018)."""
-    return _q_learner("optimistic_q", "optimistic", n_agents, n_states, n_actions, horizon, rng, params)
-
-
-@q_learner_parameters
-def boltzmann(n_agents, n_states, n_actions, horizon, rng, **params):
-    """Q-learning with softmax (Boltzmann) exploration."""
-    return _q_learner("boltzmann", "boltzmann", n_agents, n_states, n_actions, horizon, rng, params)
-
-
-def _q_learner(name, exploration, n_agents, n_states, n_actions, horizon, rng, params):
-    learner = QLearner(n_agents, n_states, n_actions, horizon, rng, exploration=exploration, **params)
-    learner.name = name
-    return learner
-
+    Continuing (`values (S, N)` given, `H = 1`): discounted value iteration from `values`, `discount`
+    per step, until no value changes by more than `tolerance` or `max_sweeps` sweeps; `values` is
+    overwritten with the result, the start of the next plan."""
+    n_s, n_a, n = counts.shape[0], counts.shape[1], counts.shape[3]
+    horizon = policy.shape[0]
+    continuing = values is not None
+    passes = max_sweeps if continuing else horizon
+    weight = np.float32(discount)  # of the next step's value
+    lasting = np.float32(1.0 / (1.0 - discount)) if continuing else np.float32(0.0)  # effective horizon
+    zero, one, two = np.float32(0.0), np.float32(1.0), np.float32(2.0)
+    growth, high, untried, scale = np.float32(growth), np.float32(high), np.float32(untried), np.float32(scale)
+    span = np.float32(high - low)
+    pairs = np.float32(n_s * n_a)
+    shared = offers.shape[0] == 1
+    width = max(1, min(WIDTH, n, BLOCK_FLOATS // (n_s * n_a * n_s)))
+    prob = np.empty((n_s, n_a, n_s, width), np.float32)
+    reward = np.empty((n_s, n_a, width), np.float32)
+    spread = np.empty((n_s, n_a, width), np.float32)  # variance of the reward
+    rate = np.empty((n_s, n_a, width), np.float32)  # L / n (0 for an untried pair)
+    fresh = np.empty((n_s, n_a, width), np.float32)  # what an untried pair is worth per remaining step
+    offered = np.empty((n_a, width), np.float32)
+    cap = np.empty(width, np.float32)
+    value, new_value = np.empty((n_s, width), np.float32), np.empty((n_s, width), np.float32)
+    # the next step's value as seen from now: the value itself, or in a continuing market its discount
+    later = np.empty((n_s, width), np.float32) if continuing else value
+    confidence, inverse = np.empty(width, np.float32), np.empty(width, np.float32)
+    for lo in range(0, n, width):
+        b = min(width, n - lo)
+        rows = slice(lo, lo + b)
+        # estimates: mean and variance of the reward, transition probabilities, L / n
+        for j in range(b):
+            confidence[j] = 0.0
+        for s in range(n_s):
+            for a in range(n_a):
+                seen = visits[s, a, rows]
+                for j in range(b):
+                    confidence[j] += seen[j]
+        for j in range(b):
+            confidence[j] = np.log(one + pairs * confidence[j])
+        for s in range(n_s):
+            for a in range(n_a):
+                seen, rewards, squares = visits[s, a, rows], reward_sum[s, a, rows], reward_squares[s, a, rows]
+                for j in range(b):
+                    v = seen[j]
+                    tried = min(v, one)
+                    inverse[j] = tried / max(v, one)
+                    mean = np.float32(rewards[j]) * inverse[j]
+                    reward[s, a, j] = mean
+                    spread[s, a, j] = max(np.float32(squares[j]) * inverse[j] - mean * mean, zero)
+                    rate[s, a, j] = tried * confidence[j] * inverse[j]
+                    fresh[s, a, j] = (one - tried) * untried
+                if epoch_ends is not None:
+                    ends = epoch_ends[s, a, rows]
+                    for j in range(b):
+                        ends[j] = max(seen[j] * growth, seen[j] + one)
+                for t in range(n_s):
+                    row = counts[s, a, t, rows]
+                    for j in range(b):
+                        prob[s, a, t, j] = row[j] * inverse[j]
+        # backward induction (or value iteration): one pass over the agents per (h, s), every action's
+        # value in registers
+        for t in range(n_s):
+            for j in range(b):
+                value[t, j] = zero
+        if values is not None:
+            for t in range(n_s):
+                for j in range(b):
+                    value[t, j] = values[t, lo + j]
+                    later[t, j] = weight * value[t, j]
+        for k in range(passes):
+            h = 0 if continuing else horizon - 1 - k
+            steps = lasting if continuing else np.float32(horizon - h)
+            for j in range(b):
+                cap[j] = high + ceiling[0 if shared else groups[lo + j], h + 1]
+            for s in range(n_s):
+                for a in range(n_a):
+                    if shared:
+                        posted = np.float32(offers[0, h, s, a])
+                        for j in range(b):
+                            offered[a, j] = posted
+                    else:
+                        for j in range(b):
+                            offered[a, j] = offers[groups[lo + j], h, s, a]
+                plan = policy[h, s, rows]
+                for j in range(b):
+                    top, choice = np.float32(0.0), np.int8(0)
+                    for a in range(len(choices)):
+                        ahead, second = zero, zero
+                        for t in range(len(levels)):
+                            ahead += prob[s, a, t, j] * later[t, j]
+                            second += prob[s, a, t, j] * later[t, j] * later[t, j]
+                        variance = spread[s, a, j] + max(second - ahead * ahead, zero)
+                        lin = rate[s, a, j]
+                        bonus = scale * (np.sqrt(two * variance * lin) + steps * span * lin) + steps * fresh[s, a, j]
+                        expected = min(reward[s, a, j] + offered[a, j] + bonus + ahead, cap[j] + offered[a, j])
+                        if a == 0 or expected > top:
+                            top, choice = expected, np.int8(a)
+                    new_value[s, j] = top
+                    plan[j] = choice
+            if not continuing:
+                for t in range(n_s):
+                    for j in range(b):
+                        value[t, j] = new_value[t, j]
+                continue
+            change = zero
+            for t in range(n_s):
+                for j in range(b):
+                    change = max(change, abs(new_value[t, j] - value[t, j]))
+                    value[t, j] = new_value[t, j]
+                    later[t, j] = weight * value[t, j]
+            if change <= tolerance:
+                break
+        if values is not None:
+            for t in range(n_s):
+                for j in range(b):
+                    values[t, lo + j] = value[t, j]
