@@ -14,14 +14,17 @@ import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
 from market_abm.core.learners import Learner, resident_zeros
-from market_abm.core.validation import check_number
+from market_abm.core.validation import check_number, check_range
 
 
 class QLearner(Learner):
     """Model-free Q-learning on the payoff `r + tau`, with step size `(H + 1) / (H + n)`.
 
     `exploration="epsilon"`: epsilon-greedy with `epsilon_k = epsilon / (1 + k / decay)` in episode `k`.
-    `exploration="boltzmann"`: softmax with temperature `temperature / (1 + k / decay)`.
+    `exploration="boltzmann"`: softmax with temperature `temperature * (high - low) * (H - h) / (1 + k / decay)`
+    at step `h`: `temperature` is a share of the range of values still ahead (the private payoff's bounds
+    `payoff_range`, which the model passes from the scenario, times the steps left), so the same share
+    explores alike whatever the units of the payoff and the length of the horizon.
     `exploration="optimistic"`: greedy on values initialised at `H - h` plus a Hoeffding bonus
     `bonus * sqrt(H^3 log(k + 1) / n)` (Jin et al. 2018).
 
@@ -32,7 +35,7 @@ class QLearner(Learner):
     name = "q_learning"
 
     def __init__(self, n_agents, n_states, n_actions, horizon, rng, exploration="epsilon",
-                 epsilon=1.0, temperature=0.5, decay=200.0, bonus=0.05, discount=None):
+                 epsilon=1.0, temperature=0.75, decay=200.0, bonus=0.05, payoff_range=(0.0, 1.0), discount=None):
         super().__init__(n_agents, n_states, n_actions, horizon, rng)
         self.discount = self.continuing_discount(discount)
         # steps ahead that matter: the horizon, or the effective horizon of the discount
@@ -44,6 +47,7 @@ class QLearner(Learner):
         self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
         self.decay = check_number("decay", decay, low=0.0, low_open=True)
         self.bonus = check_number("bonus", bonus, low=0.0)
+        self.payoff_range = check_range("payoff_range", payoff_range)
         shape = (self.horizon + 1, self.n_states, self.n_actions, self.n_agents)  # agent last, like every learner
         steps_left = self.horizon - np.arange(self.horizon + 1) if self.discount is None else np.array([self.span, 0])
         start = steps_left if exploration == "optimistic" else np.zeros(self.horizon + 1)
@@ -54,19 +58,29 @@ class QLearner(Learner):
         """How much exploration is left in the current episode (1 at the start, decaying)."""
         return 1.0 / (1.0 + max(self.episode - 1, 0) / self.decay)
 
-    def exploration_now(self):
-        """The exploration rule as the kernels take it: its index in `EXPLORATIONS`, then this episode's
-        epsilon and temperature."""
+    def values_ahead(self, h):
+        """The range of values still ahead at step `h`, in payoff units: the payoff span times the steps
+        left (in a continuing market, the effective horizon)."""
+        low, high = self.payoff_range
+        return (high - low) * (self.span if self.discount is not None else self.horizon - h)
+
+    def exploration_now(self, h):
+        """The exploration rule at step `h` as the kernels take it: its index in `EXPLORATIONS`, then this
+        episode's epsilon and temperature."""
         factor = self.schedule_factor()
-        return EXPLORATIONS.index(self.exploration), self.epsilon * factor, self.temperature * factor
+        temperature = self.temperature * max(self.values_ahead(h), 1e-12) * factor
+        return EXPLORATIONS.index(self.exploration), self.epsilon * factor, temperature
 
     def act(self, h, states):
-        return sample_actions(self.q, h, states, self.rng.random(self.n_agents), *self.exploration_now())
+        return sample_actions(self.q, h, states, self.rng.random(self.n_agents), *self.exploration_now(h))
 
     def behaviour_probs(self, q):
-        """Action probabilities for action values `q (..., A)`."""
-        rows = np.ascontiguousarray(q.reshape(-1, self.n_actions), dtype=float)
-        return behaviour_table(rows, *self.exploration_now()).reshape(q.shape)
+        """Action probabilities for action values `q (N, H, S, A)`."""
+        probs = np.empty(q.shape)
+        for h in range(q.shape[1]):
+            rows = np.ascontiguousarray(q[:, h].reshape(-1, self.n_actions), dtype=float)
+            probs[:, h] = behaviour_table(rows, *self.exploration_now(h)).reshape(q[:, h].shape)
+        return probs
 
     def update(self, h, states, actions, private_rewards, transfers, next_states):
         confidence = self.span**3 * np.log(self.episode + 1.0)
