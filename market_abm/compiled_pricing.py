@@ -15,7 +15,7 @@ import numpy as np
 from market_abm.core import StepRecord
 from market_abm.core.calvano import CalvanoQ, choose_price, exploration_rate, learn_step
 from market_abm.core.compiled import compiled
-from market_abm.environments.pricing import PricingEnv, firm_outcome, pair_outcome
+from market_abm.environments.pricing import PricingEnv, firm_outcome, market_period, pair_outcome
 
 LOCAL_VALUES = 1 << 16  # a session with at most this many action values is advanced on a gathered copy
 REPLAY_PATH = 1024  # periods a stopped session's greedy play is followed, at most, to find its cycle
@@ -123,7 +123,7 @@ def advance_session(agents, draws, eps, q, greedy, last_change, stopped, alpha, 
     for t in range(draws.shape[0]):
         if replaying and stopped_at[0] >= 0 and replay_stopped(
                 agents, columns, session_greedy, t, draws.shape[0], indptr, indices, weights, markups, mu, n_prices,
-                pairs, paired, groups, offers, paying, targets, states, actions, profits, surplus, quantities,
+                pairs, groups, offers, paying, targets, states, actions, profits, surplus, quantities,
                 transfers, received, private_total, external_total, paid_total, action_counts, on_target,
                 observed_from, observed_states, observed_actions, observed_next, observed_external, observed_paid,
                 observed_sold, replay_path):
@@ -173,7 +173,7 @@ def advance_session(agents, draws, eps, q, greedy, last_change, stopped, alpha, 
 
 @compiled
 def replay_stopped(agents, columns, greedy, start, end, indptr, indices, weights, markups, mu, n_prices, pairs,
-                   paired, groups, offers, paying, targets, states, actions, profits, surplus, quantities,
+                   groups, offers, paying, targets, states, actions, profits, surplus, quantities,
                    transfers, received, private_total, external_total, paid_total, action_counts, on_target,
                    observed_from, observed_states, observed_actions, observed_next, observed_external,
                    observed_paid, observed_sold, replay_path):
@@ -192,21 +192,20 @@ def replay_stopped(agents, columns, greedy, start, end, indptr, indices, weights
     current = np.empty(size, np.int64)
     for k in range(size):
         current[k] = states[agents[k]]
+    n = actions.shape[0]  # the market's period, by firm, for the session's firms
+    next_states, period_profit, period_share, period_sold = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
     length, cycle_start, found = steps, 0, False
     for u in range(steps):
         path_states[u] = current
         for k in range(size):
             actions[agents[k]] = greedy[current[k], columns[k]]
+        market_period(agents, actions, indptr, indices, weights, markups, mu, n_prices, pairs, next_states,
+                      period_profit, period_share, period_sold)
         for k in range(size):
             i = agents[k]
-            if paired:
-                next_state, profit, share, sold = pair_outcome(actions[i], actions[indices[indptr[i]]], pairs, n_prices)
-            else:
-                next_state, profit, share, sold = firm_outcome(i, actions, indptr, indices, weights, markups, mu,
-                                                               n_prices)
             s, a, g = current[k], actions[i], groups[i]
-            path_actions[u, k], path_next[u, k] = a, next_state
-            path_profit[u, k], path_share[u, k], path_sold[u, k] = profit, share, sold
+            path_actions[u, k], path_next[u, k] = a, next_states[i]
+            path_profit[u, k], path_share[u, k], path_sold[u, k] = period_profit[i], period_share[i], period_sold[i]
             path_paid[u, k] = offers[g, s, a] if paying else 0.0
             path_target[u, k] = targets[g, s] == a
         for k in range(size):

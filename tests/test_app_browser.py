@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_support import SolaraServer, loopback_only, skip_or_fail
+from browser_support import SolaraServer, loopback_only
 
 from market_abm.visualization import APP
 

@@ -145,6 +145,7 @@ CASES = {
     "repeated seed": sweep("seeds", SPEC.replace("seeds = [0]", "seeds = [1, 1]")),
     "negative seed in a spec": sweep("seeds[0]", SPEC.replace("seeds = [0]", "seeds = [-1]")),
     "unknown spec key": sweep("agents", SPEC + "agents = 4\n"),
+    "spec without a scenario": sweep("scenario", SPEC.replace('scenario = "pollution"\n', "")),
     "unknown grid parameter": sweep("grid.learning_rate", SPEC + "[grid]\nlearning_rate = [1, 2]\n"),
     "wrong type in the grid": sweep("grid.n_agents[1]", SPEC + "[grid]\nn_agents = [4, 2.5]\n"),
     "grid beyond the run limit": sweep("grid", HUGE_GRID),

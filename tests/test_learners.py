@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from helpers import mdps, random_mdp
 from market_abm import MarketModel
 from market_abm.registry import make_learner
-from market_abm.core.mdp import backward_induction, cumulative, inverse_cdf
+from market_abm.core.mdp import cumulative, inverse_cdf
 
 
 def experience(learner, mdp, rng, steps, noise=0.0):

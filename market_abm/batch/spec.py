@@ -181,7 +181,7 @@ def validate(data, text, source, max_runs=MAX_RUNS):
         fixed[key] = check_table(key, data.get(key, {}))
     grid = check_grid(data.get("grid", {}), fixed)
     if "scenario" not in fixed and "scenario" not in grid:
-        raise ValueError("scenario: required (one of " + ", ".join(sorted(scenarios())) + ")")
+        raise ValueError("scenario: required (one of " + ", ".join(sorted(KINDS["scenario"])) + ")")
     check_run_count(grid, seeds, max_runs)
     fixed = {**DEFAULTS, **fixed}
     return SweepSpec(data, text, source, steps, tuple(seeds), fixed, grid)

@@ -452,7 +452,6 @@ class CellSearch:
         settled bracket) or, while unsettled, the bracket's lower end (optimism); unaffordable at the
         ceiling. The surplus posted above them is paid on every path alike, so it does not change which
         plan is best: the plan is the welfare optimum under the estimates."""
-        m = self.m
         cost = np.where(np.isfinite(self.tau_hat), self.tau_hat, self.lo)
         return np.where(self.at_ceiling, np.inf, np.maximum(cost, 0.0))
 
