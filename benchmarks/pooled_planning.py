@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from market_abm.core.pooled_search import SWEEPS, coordinate_ascent, coordinate_moves
 from market_abm.io import write_table
+from market_abm.metrics import gap_closed
 from market_abm.registry import make_scheme
 
 SCHEMES = ("per_action", "stationary", "threshold")
@@ -54,11 +55,10 @@ def perfect_data_plan(mdp, scheme):
     return amounts[0]
 
 
-def gap_closed(mdp, transfers):
+def response_gap_closed(mdp, transfers):
     """Share of the welfare gap the exact best response to `transfers (H, S, A)` closes."""
-    laissez_faire = mdp.policy_value(mdp.best_response(), "welfare")
-    optimum = mdp.welfare_optimum()[0]
-    return (mdp.policy_value(mdp.best_response(transfers), "welfare") - laissez_faire) / (optimum - laissez_faire)
+    return gap_closed(mdp.policy_value(mdp.best_response(transfers), "welfare"), mdp.welfare_optimum()[0],
+                      mdp.policy_value(mdp.best_response(), "welfare"))
 
 
 def main(argv=None):
@@ -74,7 +74,7 @@ def main(argv=None):
             scheme = make_scheme(name, mdp.horizon, mdp.n_states, mdp.n_actions)
             amounts = perfect_data_plan(mdp, scheme)
             rows.append({"family": family, "instance": instance, "scheme": name,
-                         "gap_closed": gap_closed(mdp, scheme.expand(amounts)),
+                         "gap_closed": response_gap_closed(mdp, scheme.expand(amounts)),
                          "amounts_posted": int((amounts > 0).sum())})
     frame = pd.DataFrame(rows)
     coarsest = frame[frame.scheme == "per_action"].set_index(["family", "instance"]).gap_closed
