@@ -165,27 +165,31 @@ def main(argv=None):
 
 def plot(table, path):
     """Gap closed by mechanism (rows) and family x learner (columns)."""
+    grid = table["gap_closed"].unstack(["family", "learner"])
+    grid = grid.reindex([label for label, _, _ in ROWS if label in grid.index])
+    gap_heatmap(grid, path, "Share of the welfare gap closed, by mechanism, economy family and learner", vmin=-0.2)
+
+
+def gap_heatmap(grid, path, title, vmin):
+    """A heatmap of gap closed, `grid`'s rows against its two-level columns, each cell labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = table["gap_closed"].unstack(["family", "learner"])
-    grid = grid.reindex([label for label, _, _ in ROWS if label in grid.index])
     fig, ax = plt.subplots(figsize=(max(8, 0.45 * grid.shape[1]), 0.5 * grid.shape[0] + 3))
-    image = ax.imshow(grid.to_numpy(dtype=float), vmin=-0.2, vmax=1.0, cmap="viridis", aspect="auto")
+    image = ax.imshow(grid.to_numpy(dtype=float), vmin=vmin, vmax=1.0, cmap="viridis", aspect="auto")
     ax.set_yticks(range(grid.shape[0]), grid.index)
-    ax.set_xticks(range(grid.shape[1]), [f"{f} / {lrn}" for f, lrn in grid.columns], rotation=90)
+    ax.set_xticks(range(grid.shape[1]), [f"{outer} / {inner}" for outer, inner in grid.columns], rotation=90)
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         if np.isfinite(value):
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
                     color="white" if value < 0.5 else "black")
     fig.colorbar(image, ax=ax, label="gap closed")
-    ax.set_title("Share of the welfare gap closed, by mechanism, economy family and learner")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
 
 if __name__ == "__main__":
     main()

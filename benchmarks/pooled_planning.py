@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from generality import economies
+from generality import economies, gap_heatmap
 from tqdm.auto import tqdm
 
 from market_abm.core.pooled_search import SWEEPS, coordinate_ascent, coordinate_moves
@@ -86,24 +86,8 @@ def main(argv=None):
 
 def plot(frame, path):
     """Gap closed with perfect data, scheme by economy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     grid = frame.pivot_table(index="scheme", columns=["family", "instance"], values="gap_closed", sort=False)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * grid.shape[1]), 4))
-    image = ax.imshow(grid.to_numpy(dtype=float), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    ax.set_yticks(range(grid.shape[0]), grid.index)
-    ax.set_xticks(range(grid.shape[1]), [f"{f} / {i}" for f, i in grid.columns], rotation=90)
-    for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
-        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.5 else "black")
-    fig.colorbar(image, ax=ax, label="gap closed")
-    ax.set_title("Pooled plans with perfect data: gap closed by the exact best response")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
+    gap_heatmap(grid, path, "Pooled plans with perfect data: gap closed by the exact best response", vmin=0.0)
 
 if __name__ == "__main__":
     main()
