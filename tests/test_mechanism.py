@@ -117,3 +117,15 @@ def test_pooled_amounts_reach_the_best_flat_subsidy(scheme):
     model = run_exact(mdp, 900, scheme=scheme, known_model=True, warmup=50, min_visits=4, tol=0.02)
     played = mdp.best_response(model.mechanism.post_offers()[0])
     assert mdp.policy_value(played) >= best - 0.02
+
+
+def test_an_unsettled_cell_counts_in_the_plan_at_the_least_amount_a_test_of_it_posts():
+    model = MarketModel(mechanism="two_phase", rng=0)
+    model.run_episodes(60)
+    search, tol = model.mechanism.search, model.mechanism.tol
+    unsettled = ~np.isfinite(search.tau_hat) & ~search.at_ceiling
+    assert unsettled.any()
+    least = np.minimum(search.lo + 0.5 * tol, search.hi)
+    assert np.allclose(search.costs()[unsettled], least[unsettled])
+    search.lo[:] = search.hi - 0.25 * tol  # a bracket narrower than half the settling width: its top
+    assert np.allclose(search.costs()[unsettled], search.hi[unsettled])

@@ -251,7 +251,8 @@ class TwoPhaseMechanism(Mechanism):
 #   others.
 # - *Generous first, never above worth.* A cell's first offer is what it is worth to the principal
 #   (what the plan gains by the action over the agents' own choice), capped by the ceiling; later
-#   offers bisect the bracket, never above worth.
+#   offers bisect the bracket, never above worth. An unsettled cell counts in the plan at the least a
+#   test of it posts, so a cell worth less than a test would pay is not tested.
 # - *Never trust a ceiling.* An offer refused at the top of the bracket doubles it, up to the bound
 #   that no compensating transfer of a rational agent can exceed. Cells refused there are at the ceiling.
 # - *No ratchet.* A cell settles once its bracket is narrower than `tol`; its estimate is the middle of
@@ -447,12 +448,18 @@ class CellSearch:
         self.needs_probe |= stale
 
     # --- planning -----------------------------------------------------------------------------
+    def least_test(self):
+        """The least amount a test of each cell posts: half the settling width above the bracket's lower
+        end (within the bracket), so that every test can narrow it."""
+        return np.minimum(self.lo + 0.5 * self.m.tol, self.hi)
+
     def costs(self):
         """The compensating transfer the plan counts for each cell: its point estimate (the middle of the
-        settled bracket) or, while unsettled, the bracket's lower end (optimism); unaffordable at the
-        ceiling. The surplus posted above them is paid on every path alike, so it does not change which
-        plan is best: the plan is the welfare optimum under the estimates."""
-        cost = np.where(np.isfinite(self.tau_hat), self.tau_hat, self.lo)
+        settled bracket) or, while unsettled, the least amount a test of it posts (optimism that a test
+        can afford: a cell worth less than that is not tested); unaffordable at the ceiling. The surplus
+        posted above them is paid on every path alike, so it does not change which plan is best: the
+        plan is the welfare optimum under the estimates."""
+        cost = np.where(np.isfinite(self.tau_hat), self.tau_hat, self.least_test())
         return np.where(self.at_ceiling, np.inf, np.maximum(cost, 0.0))
 
     def plan(self, transition, reward, unseen, default):
@@ -480,8 +487,7 @@ class CellSearch:
         self.status[start & ~settled_before] = TESTING
         due = targets & (self.status == TESTING) & (self.needs_probe | changed)
         middle = np.where(self.hi_tested, 0.5 * (self.lo + self.hi), self.hi)
-        floor = np.minimum(self.lo + 0.5 * m.tol, self.hi)  # each test must be able to narrow the bracket
-        self.probe = np.where(due, np.maximum(np.minimum(middle, worth), floor), self.probe)
+        self.probe = np.where(due, np.maximum(np.minimum(middle, worth), self.least_test()), self.probe)
         self.needs_probe &= ~due
         fresh = due | changed
         self.seen[fresh] = self.taken[fresh] = 0
