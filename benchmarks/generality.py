@@ -191,5 +191,6 @@ def gap_heatmap(grid, path, title, vmin):
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
+
 if __name__ == "__main__":
     main()

@@ -89,5 +89,6 @@ def plot(frame, path):
     grid = frame.pivot_table(index="scheme", columns=["family", "instance"], values="gap_closed", sort=False)
     gap_heatmap(grid, path, "Pooled plans with perfect data: gap closed by the exact best response", vmin=0.0)
 
+
 if __name__ == "__main__":
     main()

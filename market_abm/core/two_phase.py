@@ -476,7 +476,6 @@ class CellSearch:
     def set_targets(self, targets, worth):
         """Post the plan: unsettled targets are priced (first at their worth, capped by the ceiling; then
         by bisection, never above worth); cells the plan leaves are paused."""
-        m = self.m
         self.worth = worth
         changed = targets != self.targets
         self.targets = targets
