@@ -129,3 +129,21 @@ def test_an_unsettled_cell_counts_in_the_plan_at_the_least_amount_a_test_of_it_p
     assert np.allclose(search.costs()[unsettled], least[unsettled])
     search.lo[:] = search.hi - 0.25 * tol  # a bracket narrower than half the settling width: its top
     assert np.allclose(search.costs()[unsettled], search.hi[unsettled])
+
+
+def test_a_steered_cell_with_a_long_record_reopens_as_soon_as_its_refusals_decide_the_window():
+    mdp = single_node_mdp()
+    model = run_exact(mdp, 300, min_visits=4)
+    mechanism, search = model.mechanism, model.mechanism.search
+    steered = np.nonzero(search.steered()[0])[0]
+    visits = mechanism.decision_visits[0].reshape(-1)[steered // mdp.n_actions]
+    cell = steered[np.argmax(visits)]
+    point = np.unravel_index(cell // mdp.n_actions, (mdp.horizon, mdp.n_states))
+    search.streak[0, cell] = 20  # a full window is now 4 * 21 = 84 visits
+    search.seen[0, cell] = search.taken[0, cell] = 0
+    search.tau_hat[0, cell] = max(mdp.agent_gap().reshape(-1)[cell] - 0.1, 0.0)  # posted below what it costs
+    before = mechanism.decision_visits[0][point]
+    while search.status[0, cell] == STEERED:
+        model.run_episodes(1)
+    refused_visits = mechanism.decision_visits[0][point] - before
+    assert refused_visits <= int((1 - mechanism.accept_share) * 84) + 1  # not the full 84

@@ -257,7 +257,8 @@ class TwoPhaseMechanism(Mechanism):
 #   that no compensating transfer of a rational agent can exceed. Cells refused there are at the ceiling.
 # - *No ratchet.* A cell settles once its bracket is narrower than `tol`; its estimate is the middle of
 #   the bracket, and it is posted at the top of the bracket plus a margin and the premium `eps`. Its acceptance is still measured: a
-#   refusal reopens the bracket above, a run of acceptances tests below (twice as far after a re-test
+#   refusal reopens the bracket above (as soon as the refusals counted decide the window, however long
+#   a record of acceptances made it), a run of acceptances tests below (twice as far after a re-test
 #   that lowered the estimate; one step, after a run twice as long, after one that confirmed it), and
 #   answers given while a cell is not posted are forgotten once older than their life (which doubles),
 #   so a cell refused while the agents were still learning is priced again.
@@ -378,12 +379,16 @@ class CellSearch:
         """Update every cell whose current offer has enough counted visits; `in_phase1 (G,)` marks the
         groups still estimating (their tested cells count as searched)."""
         m = self.m
-        # a steered cell that has held up is refused only on more evidence: one noisy run does not reopen it
-        needed = m.min_visits * np.where(self.status == STEERED, 1 + self.streak, 1)
-        ready = self.counting() & (self.seen >= needed)
+        # a steered cell that has held up is refused only on more evidence: one noisy run does not reopen it;
+        # but once a window not yet full counts more refusals than a full one may hold, it is refused
+        steered_now = self.status == STEERED
+        needed = m.min_visits * np.where(steered_now, 1 + self.streak, 1)
+        refusals = self.seen - self.taken
+        refused_already = steered_now & (self.seen < needed) & (refusals > (1.0 - m.accept_share) * needed)
+        ready = self.counting() & ((self.seen >= needed) | refused_already)
         if not ready.any():
             return
-        accepted = ready & (self.taken >= m.accept_share * np.maximum(self.seen, 1))
+        accepted = ready & ~refused_already & (self.taken >= m.accept_share * np.maximum(self.seen, 1))
         refused = ready & ~accepted
         testing, steered = self.status == TESTING, self.status == STEERED
         lo_before = self.lo.copy()
