@@ -147,3 +147,14 @@ def test_a_steered_cell_with_a_long_record_reopens_as_soon_as_its_refusals_decid
         model.run_episodes(1)
     refused_visits = mechanism.decision_visits[0][point] - before
     assert refused_visits <= int((1 - mechanism.accept_share) * 84) + 1  # not the full 84
+
+
+def test_a_full_window_is_judged_by_its_share_however_many_visits_one_episode_brings():
+    model = run_exact(single_node_mdp(), 300, min_visits=4)
+    search = model.mechanism.search
+    cell = np.nonzero(search.steered()[0])[0][0]
+    search.streak[0, cell] = 50  # a window of 204 visits, more than filled at once by a population
+    search.retest_every[0, cell] = 1000  # no downward re-test due
+    search.seen[0, cell], search.taken[0, cell] = 1000.0, 900.0  # 100 refusals, but 90% take the offer
+    search.decide(np.zeros(1, dtype=bool))
+    assert search.status[0, cell] == STEERED and search.streak[0, cell] == 51
