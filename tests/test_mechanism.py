@@ -13,7 +13,7 @@ from market_abm.environments.economies import costly_compliance, coverage_chain
 from market_abm.environments.pollution import single_node_mdp
 from market_abm.metrics import estimate_errors
 
-EXACT = dict(min_visits=1, warmup=0, tol=0.01, margin=0.01, eps=0.005)
+EXACT = {"min_visits": 1, "warmup": 0, "tol": 0.01, "margin": 0.01, "eps": 0.005}
 SLACK = EXACT["tol"] + EXACT["margin"] + 1e-9
 
 

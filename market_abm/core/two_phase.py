@@ -381,16 +381,15 @@ class CellSearch:
         m = self.m
         # a steered cell that has held up is refused only on more evidence: one noisy run does not reopen it;
         # but once a window not yet full counts more refusals than a full one may hold, it is refused
-        steered_now = self.status == STEERED
-        needed = m.min_visits * np.where(steered_now, 1 + self.streak, 1)
+        testing, steered = self.status == TESTING, self.status == STEERED
+        needed = m.min_visits * np.where(steered, 1 + self.streak, 1)
         refusals = self.seen - self.taken
-        refused_already = steered_now & (self.seen < needed) & (refusals > (1.0 - m.accept_share) * needed)
+        refused_already = steered & (self.seen < needed) & (refusals > (1.0 - m.accept_share) * needed)
         ready = self.counting() & ((self.seen >= needed) | refused_already)
         if not ready.any():
             return
         accepted = ready & ~refused_already & (self.taken >= m.accept_share * np.maximum(self.seen, 1))
         refused = ready & ~accepted
-        testing, steered = self.status == TESTING, self.status == STEERED
         lo_before = self.lo.copy()
         # a test: accepted lowers the top of the bracket, refused raises the bottom, and refused at an
         # untried top (a ceiling) doubles the bracket above it, up to the bound
