@@ -143,8 +143,11 @@ def test_a_steered_cell_with_a_long_record_reopens_as_soon_as_its_refusals_decid
     search.seen[0, cell] = search.taken[0, cell] = 0
     search.tau_hat[0, cell] = max(mdp.agent_gap().reshape(-1)[cell] - 0.1, 0.0)  # posted below what it costs
     before = mechanism.decision_visits[0][point]
-    while search.status[0, cell] == STEERED:
+    for _ in range(400):
         model.run_episodes(1)
+        if search.status[0, cell] != STEERED:
+            break
+    assert search.status[0, cell] != STEERED
     refused_visits = mechanism.decision_visits[0][point] - before
     assert refused_visits <= int((1 - mechanism.accept_share) * 84) + 1  # not the full 84
 
