@@ -388,7 +388,7 @@ class CellSearch:
         ready = self.counting() & ((self.seen >= needed) | refused_already)
         if not ready.any():
             return
-        accepted = ready & ~refused_already & (self.taken >= m.accept_share * np.maximum(self.seen, 1))
+        accepted = ready & (self.taken >= m.accept_share * np.maximum(self.seen, 1))
         refused = ready & ~accepted
         lo_before = self.lo.copy()
         # a test: accepted lowers the top of the bracket, refused raises the bottom, and refused at an
