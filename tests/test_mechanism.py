@@ -26,6 +26,12 @@ def run_exact(mdp, episodes, scheme="fine", agents=1, **params):
     return model
 
 
+def most_visited_steered_cell(model, mdp):
+    """The steered cell (of the first group) whose decision point the agents visited most."""
+    steered = np.nonzero(model.mechanism.search.steered()[0])[0]
+    return steered[np.argmax(model.mechanism.decision_visits[0].reshape(-1)[steered // mdp.n_actions])]
+
+
 @given(mdps(max_states=4, max_actions=3, max_horizon=4), st.booleans())
 @settings(max_examples=12, deadline=None)
 def test_steered_estimates_lie_within_tol_and_margin_of_their_exact_counterparts(mdp, known):
@@ -97,8 +103,7 @@ def test_an_estimate_pushed_too_high_comes_back_down():
     mdp = single_node_mdp()
     model = run_exact(mdp, 300, retest_after=2)
     search = model.mechanism.search
-    steered = np.nonzero(search.steered()[0])[0]
-    cell = steered[np.argmax(model.mechanism.decision_visits[0].reshape(-1)[steered // mdp.n_actions])]
+    cell = most_visited_steered_cell(model, mdp)
     exact = mdp.agent_gap().reshape(-1)[cell]
     search.tau_hat[0, cell] += 0.2  # as after a run of noisy refusals
     search.hi[0, cell] += 0.2
@@ -135,9 +140,7 @@ def test_a_steered_cell_with_a_long_record_reopens_as_soon_as_its_refusals_decid
     mdp = single_node_mdp()
     model = run_exact(mdp, 300, min_visits=4)
     mechanism, search = model.mechanism, model.mechanism.search
-    steered = np.nonzero(search.steered()[0])[0]
-    visits = mechanism.decision_visits[0].reshape(-1)[steered // mdp.n_actions]
-    cell = steered[np.argmax(visits)]
+    cell = most_visited_steered_cell(model, mdp)
     point = np.unravel_index(cell // mdp.n_actions, (mdp.horizon, mdp.n_states))
     search.streak[0, cell] = 20  # a full window is now 4 * 21 = 84 visits
     search.seen[0, cell] = search.taken[0, cell] = 0
