@@ -101,8 +101,9 @@ def main(argv=None):
     parser.add_argument("--episodes", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error("--episodes: must be at least 1")
+    for name in ("episodes", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: must be at least 1")
     start = time.perf_counter()
     contract, default_gap = two_phase_contract(args.episodes)
     tasks = runs(contract)
