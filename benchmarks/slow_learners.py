@@ -112,13 +112,12 @@ def main(argv=None):
         futures = [pool.submit(run_one, task, args.episodes) for task in tasks]
         for future in tqdm(as_completed(futures), total=len(futures), desc="slow learners", unit="run"):
             rows.append(future.result())
-    order = {label: i for i, (_, label, _, _) in enumerate(tasks)}
+    labels = list(dict.fromkeys(label for _, label, _, _ in tasks))  # the rows, in the order run
     table = (pd.DataFrame(rows).set_index(["learner", "row"])
-             .sort_index(key=lambda s: s.map(order) if s.name == "row" else s.map(LEARNERS.index)))
+             .sort_index(key=lambda s: s.map(labels.index) if s.name == "row" else s.map(LEARNERS.index)))
     args.out.mkdir(parents=True, exist_ok=True)
     print(write_table(table, args.out, "slow_learners"))
-    grid = table["gap_closed"].unstack("learner").reindex(list(dict.fromkeys(label for _, label, _, _ in tasks)))
-    grid = grid[list(LEARNERS)]
+    grid = table["gap_closed"].unstack("learner").reindex(index=labels, columns=list(LEARNERS))
     grid.columns = pd.MultiIndex.from_product([["pollution 400"], grid.columns])
     gap_heatmap(grid, args.out / "slow_learners.png", "Model-free firms: the two-phase contract held fixed", vmin=-0.2)
     print(f"the contract closes {default_gap:.3f} against the default learner; {len(tasks)} runs in "
