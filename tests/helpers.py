@@ -1,12 +1,15 @@
-"""Shared test helpers: random MDPs, brute-force values, and an exactly best-responding learner."""
+"""Shared test helpers: random MDPs, brute-force values, an exactly best-responding learner, and a
+command-line run's summary."""
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 from hypothesis import strategies as st
 
+from market_abm.cli import main
 from market_abm.core import Learner, TabularMDP
 
 
@@ -69,3 +72,10 @@ class ExactLearner(Learner):
 
     def greedy_policy(self):
         return self.policy
+
+
+def cli_summary(tmp_path, *args):
+    """`market-abm run *args` into a folder of `tmp_path` named after the arguments; its `summary.json`."""
+    out = tmp_path / "_".join(a.strip("-") for a in args)
+    assert main(["run", *args, "--out", str(out), "--quiet"]) == 0
+    return json.loads((out / "summary.json").read_text())

@@ -1,12 +1,10 @@
 """The headline figures at the command line's defaults (seeds 0 and 1), and the ceiling instance with
 the default learner: slow, run by CI."""
 
-import json
-
 import pytest
+from helpers import cli_summary
 
 from market_abm import MarketModel
-from market_abm.cli import main
 from market_abm.environments.economies import costly_compliance
 
 pytestmark = pytest.mark.slow
@@ -16,9 +14,7 @@ FIGURES = ("gap_closed", "regret_slope", "regret_decay", "final_max_abs_error", 
 
 
 def run(tmp_path, *args):
-    out = tmp_path / "_".join(a.strip("-") for a in args)
-    assert main(["run", *args, "--out", str(out), "--quiet"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = cli_summary(tmp_path, *args)
     print(args, {k: summary.get(k) for k in FIGURES})
     return summary
 

@@ -4,14 +4,13 @@ Slow, run by CI. Figures not reached yet are strict expected failures: each name
 and the test fails once the figure is reached, so that its marker is removed."""
 
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cli_summary
 
 from market_abm import MarketModel
-from market_abm.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +23,6 @@ def benchmark(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def cli_summary(tmp_path, *args):
-    out = tmp_path / "_".join(a.strip("-") for a in args)
-    assert main(["run", *args, "--out", str(out), "--quiet"]) == 0
-    return json.loads((out / "summary.json").read_text())
 
 
 def test_the_default_learner_alone_reaches_its_own_optimum_on_the_soundness_family():
