@@ -89,8 +89,6 @@ def test_the_paper_settings_final_estimates_are_within_six_hundredths(tmp_path, 
     assert summary["final_max_abs_error"] <= 0.06
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="measured: epsilon_greedy -0.015, optimistic_q 0.092, boltzmann 0.128")
 @pytest.mark.parametrize("learner", ["epsilon_greedy", "optimistic_q", "boltzmann"])
 def test_model_free_firms_in_a_population_are_steered(learner):
     model = MarketModel(scenario="pollution", n_agents=400, graph="watts_strogatz", mechanism="two_phase",
@@ -98,4 +96,5 @@ def test_model_free_firms_in_a_population_are_steered(learner):
     model.run_episodes(3000)
     summary = model.summary()
     print(learner, summary["gap_closed"], summary["phase1_episodes"])
+    assert summary["groups_answering_slowly"] == 1
     assert summary["gap_closed"] >= 0.75

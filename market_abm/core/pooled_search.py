@@ -267,6 +267,10 @@ class PooledSearch:
     def steered(self):
         return self.amount > 0
 
+    def slow(self):
+        """Groups whose agents answer offers slowly: a pooled search does not tell them apart."""
+        return np.zeros(self.m.n_groups, dtype=bool)
+
     def testing(self):
         return np.zeros(self.amount.shape, dtype=bool)
 

@@ -50,7 +50,9 @@ class TwoPhaseMechanism(Mechanism):
     share of them taking the offered action that counts as acceptance; `warmup` episodes of
     laissez-faire before the first plan; `react_episodes` episodes ignored after an offer changes;
     `retest_after` accepted decisions before a steered cell's first downward re-test; `forget_after`
-    episodes an answer about a cell that is not posted is trusted at first; `settled_share` the share of
+    episodes an answer about a cell that is not posted is trusted at first; `calibration_cells` the
+    first tests of a group posted at the bound to learn how fast its agents answer; `slow_react`
+    episodes a group that answers slowly is given to react to every new offer; `settled_share` the share of
     target visits on settled cells that ends Phase 1; `optimism` the principal's bonus on its
     estimated external reward, as a share of the public range of external rewards, while data are scarce
     (a pair never seen counts at the top of that range); `known_model`
@@ -64,7 +66,7 @@ class TwoPhaseMechanism(Mechanism):
 
     def __init__(self, view, scheme, tau_max=2.0, tol=0.02, margin=0.02, eps=0.01, min_visits=4,
                  accept_share=0.6, warmup=50, react_episodes=0, retest_after=4, forget_after=200,
-                 settled_share=0.95, optimism=0.2, known_model=False):
+                 calibration_cells=4, slow_react=60, settled_share=0.95, optimism=0.2, known_model=False):
         super().__init__(view)
         self.scheme = scheme
         self.tau_max = check_number("tau_max", tau_max, low=0.0, low_open=True)
@@ -77,6 +79,8 @@ class TwoPhaseMechanism(Mechanism):
         self.react_episodes = check_int("react_episodes", react_episodes, low=0)
         self.retest_after = check_int("retest_after", retest_after, low=1)
         self.forget_after = check_int("forget_after", forget_after, low=1)
+        self.calibration_cells = check_int("calibration_cells", calibration_cells, low=1)
+        self.slow_react = check_int("slow_react", slow_react, low=0)
         self.settled_share = check_number("settled_share", settled_share, low=0.0, high=1.0)
         self.optimism = check_number("optimism", optimism, low=0.0)
         self.known_model = bool(known_model)
@@ -238,6 +242,7 @@ class TwoPhaseMechanism(Mechanism):
             "cells": int(self.scheme.n_cells),
             "cells_targeted": int(search.targets.sum()),
             "cells_testing": int(search.testing().sum()),
+            "groups_answering_slowly": int(search.slow().sum()),
         }
 
 # --- the search of a single-step scheme ---------------------------------------------------------
@@ -265,10 +270,21 @@ class TwoPhaseMechanism(Mechanism):
 # - *Balanced surplus.* Where the plan leaves the agents alone, every action is paid the same surplus a
 #   steered agent keeps, so every path gains alike, the agents' own choice there is not changed, and the
 #   offers do not change what the agents would give up elsewhere.
+# - *Learn how fast the agents answer.* A group's first `calibration_cells` tests, on its most visited
+#   targets, post the bound, which any agent that best-responds to the posted offers takes at once. A
+#   group that refuses half of them or more answers slowly: its agents notice an offer only by trying
+#   the action (model-free learners). Against such a group every offer is held `slow_react` episodes
+#   before its answer counts; an offer is taken when the offered action is chosen more often than any
+#   other (the agents' exploration caps any share); a test settles at its first acceptance, and no
+#   lower re-test follows (a lower offer would be read late); a refusal says only that the agents had
+#   not yet moved, so the plan counts a cell at the highest offer refused there (plus half the settling
+#   width) when that is below its estimate; and a target's amount is posted as a tax on the other
+#   actions at its decision points, which the agents feel on the action they already take.
 #
 # Amounts are in units of per-step payoff.
 
 IDLE, TESTING, STEERED = range(3)
+UNKNOWN, FAST, SLOW = range(3)  # how fast a group's agents answer offers
 
 
 @compiled
@@ -314,7 +330,9 @@ class CellSearch:
     bound, not a ceiling); `tau_hat` the estimate, the middle of the bracket it settled in (NaN: not
     settled); `status` IDLE, TESTING or
     STEERED; `targets` the plan's target cells; `worth` what each target is worth to the plan;
-    `at_ceiling` refused at the bound; `priced` settled at least once; `tests` decisions taken.
+    `at_ceiling` refused at the bound; `priced` settled at least once; `tests` decisions taken;
+    `refused_top` the highest offer refused; `calibrating` a test posted at the bound to learn the pace.
+    `pace (G,)` UNKNOWN, FAST or SLOW; `calibrations (G, 2)` the calibration tests accepted and refused.
     """
 
     def __init__(self, mechanism, bound):
@@ -339,6 +357,12 @@ class CellSearch:
         self.targets = np.zeros((g, c), dtype=bool)
         self.worth = np.zeros((g, c))
         self.searched = np.zeros((g, c), dtype=bool)
+        self.cell_action = m.scheme.cell_action(np.arange(c))
+        self.chosen = np.zeros((g, c, m.n_actions))  # the window's visits to each action at the cell's points
+        self.refused_top = np.zeros((g, c))
+        self.calibrating = np.zeros((g, c), dtype=bool)
+        self.calibrations = np.zeros((g, 2), dtype=int)
+        self.pace = np.full(g, UNKNOWN)
 
     # --- posting ------------------------------------------------------------------------
     def amounts(self, balance):
@@ -346,7 +370,22 @@ class CellSearch:
         amounts = np.where(self.targets & (self.status == TESTING), self.probe, 0.0)
         amounts = np.where(self.targets & (self.status == STEERED), self.tau_hat + self.surplus, amounts)
         balancing = self.balancing_cells() if balance else np.zeros_like(self.targets)
-        return np.where(balancing, self.surplus, amounts), balancing
+        amounts = np.where(balancing, self.surplus, amounts)
+        return self.as_taxes(amounts, balancing), balancing
+
+    def as_taxes(self, amounts, balancing):
+        """The amounts `(G, n_cells)` with each slow group's offers on a target moved to a tax of the same
+        amount on every other action at the target's decision points."""
+        m = self.m
+        per_point = amounts.reshape(m.n_groups, -1, m.n_actions)
+        offered = (self.targets & (amounts > 0) & ~balancing).reshape(per_point.shape)
+        amount = np.where(offered, per_point, 0.0).sum(axis=-1, keepdims=True)
+        taxed = self.slow()[:, None, None] & offered.any(axis=-1, keepdims=True)
+        return np.where(taxed, np.where(offered, 0.0, -amount), per_point).reshape(amounts.shape)
+
+    def slow(self):
+        """Groups whose agents answer offers slowly `(G,)`."""
+        return self.pace == SLOW
 
     @property
     def surplus(self):
@@ -372,8 +411,11 @@ class CellSearch:
         self.waited += 1
         counting = self.counting()
         if counting.any():
-            self.taken += counting * m.cell_sum(visits)
+            taken = m.cell_sum(visits)
+            self.taken += counting * taken
             self.seen += counting * m.cell_sum(np.broadcast_to(visits.sum(axis=-1, keepdims=True), visits.shape))
+            by_point = taken.reshape(m.n_groups, -1, m.n_actions)  # every action's visits at each cell's points
+            self.chosen += counting[..., None] * np.repeat(by_point, m.n_actions, axis=1)
 
     def decide(self, in_phase1):
         """Update every cell whose current offer has enough counted visits; `in_phase1 (G,)` marks the
@@ -388,14 +430,26 @@ class CellSearch:
         ready = self.counting() & ((self.seen >= needed) | refused_already)
         if not ready.any():
             return
-        accepted = ready & (self.taken >= m.accept_share * np.maximum(self.seen, 1))
+        slow = self.slow()[:, None]
+        rival = np.where(np.arange(m.n_actions) == self.cell_action[:, None], -1.0,
+                         self.chosen).max(axis=-1)  # the most chosen other action
+        share_taken = self.taken >= m.accept_share * np.maximum(self.seen, 1)
+        accepted = ready & np.where(slow, self.taken > rival, share_taken)
         refused = ready & ~accepted
+        # a calibration at the bound tells the pace: its refusal does not bound the cost
+        calibrated = ready & self.calibrating
+        self.calibrations[:, 0] += (calibrated & accepted).sum(axis=1)
+        self.calibrations[:, 1] += (calibrated & refused).sum(axis=1)
+        refused &= ~calibrated
+        self.calibrating &= ~ready
         lo_before = self.lo.copy()
         # a test: accepted lowers the top of the bracket, refused raises the bottom, and refused at an
         # untried top (a ceiling) doubles the bracket above it, up to the bound
         test_accept, test_refuse = testing & accepted, testing & refused
         self.hi = np.where(test_accept, self.probe, self.hi)
         self.hi_tested |= test_accept
+        self.lo = np.where(test_accept & slow, np.maximum(self.lo, self.probe - m.tol), self.lo)  # settles at once
+        self.refused_top = np.where(test_refuse, np.maximum(self.refused_top, self.probe), self.refused_top)
         self.lo = np.where(test_refuse, np.maximum(self.lo, self.probe), self.lo)
         self.refused_in = np.where(test_refuse, m.episode, self.refused_in)
         at_top = test_refuse & ~self.hi_tested & (self.probe >= self.hi - 1e-12)
@@ -422,7 +476,7 @@ class CellSearch:
         self.refused_in = np.where(steer_refuse, m.episode, self.refused_in)
         self.hi = np.where(steer_refuse, np.minimum(self.lo + 2 * m.tol, self.bound), self.hi)
         self.hi_tested &= ~steer_refuse
-        retest = steer_accept & (self.streak >= self.retest_every)
+        retest = steer_accept & (self.streak >= self.retest_every) & ~slow
         self.lo = np.where(retest, np.maximum(self.hi - self.down, 0.0), self.lo)
         self.retest_from = np.where(retest, self.tau_hat, self.retest_from)
         self.retesting = (self.retesting | retest) & ~steer_refuse
@@ -431,10 +485,26 @@ class CellSearch:
         self.status[reopen] = TESTING
         self.streak[reopen] = 0
         self.searched |= in_phase1[:, None] & (testing | reopen)
+        self.learn_pace()
         self.needs_probe |= ready
         self.tests += ready
-        self.seen[ready] = self.taken[ready] = 0
+        self.seen[ready] = self.taken[ready] = self.chosen[ready] = 0
         self.waited[ready] = 0
+
+    def learn_pace(self):
+        """Decide a group's pace once its calibration tests are answered: slow if half or more were
+        refused. A slow group is given `slow_react` episodes to react to each offer, and its refusals so
+        far (read too early) are forgotten."""
+        m = self.m
+        decided = (self.pace == UNKNOWN) & (self.calibrations.sum(axis=1) >= m.calibration_cells)
+        if not decided.any():
+            return
+        slow = decided & (2 * self.calibrations[:, 1] >= m.calibration_cells)
+        self.pace[decided] = np.where(slow[decided], SLOW, FAST)
+        m.react[slow] = max(m.react_episodes, m.slow_react)
+        self.lo[slow] = 0.0
+        self.refused_in[slow] = -1
+        self.needs_probe[slow] = True
 
     def forget(self):
         """Answers go stale: agents that were still learning, or exploring, may have refused an offer
@@ -464,6 +534,9 @@ class CellSearch:
         posted above them is paid on every path alike, so it does not change which plan is best: the
         plan is the welfare optimum under the estimates."""
         cost = np.where(np.isfinite(self.tau_hat), self.tau_hat, self.least_test())
+        # against slow agents an accepted offer carries a learning premium: count the highest refused
+        below = self.slow()[:, None] & np.isfinite(self.tau_hat)
+        cost = np.where(below, np.minimum(cost, self.refused_top + 0.5 * self.m.tol), cost)
         return np.where(self.at_ceiling, np.inf, np.maximum(cost, 0.0))
 
     def plan(self, transition, reward, unseen, default):
@@ -479,7 +552,8 @@ class CellSearch:
 
     def set_targets(self, targets, worth):
         """Post the plan: unsettled targets are priced (first at their worth, capped by the ceiling; then
-        by bisection, never above worth); cells the plan leaves are paused."""
+        by bisection, never above worth, except against a slow group; a calibration test posts the bound);
+        cells the plan leaves are paused."""
         self.worth = worth
         changed = targets != self.targets
         self.targets = targets
@@ -490,11 +564,27 @@ class CellSearch:
         self.status[start & ~settled_before] = TESTING
         due = targets & (self.status == TESTING) & (self.needs_probe | changed)
         middle = np.where(self.hi_tested, 0.5 * (self.lo + self.hi), self.hi)
-        self.probe = np.where(due, np.maximum(np.minimum(middle, worth), self.least_test()), self.probe)
+        capped = np.where(self.slow()[:, None], middle, np.minimum(middle, worth))  # slow: a premium may exceed worth
+        probe = np.maximum(capped, self.least_test())
+        calibrate = self.calibration_due(due)
+        self.calibrating = np.where(due, calibrate, self.calibrating)
+        self.probe = np.where(due, np.where(calibrate, self.bound, probe), self.probe)
         self.needs_probe &= ~due
         fresh = due | changed
-        self.seen[fresh] = self.taken[fresh] = 0
+        self.seen[fresh] = self.taken[fresh] = self.chosen[fresh] = 0
         self.waited[fresh] = 0
+
+    def calibration_due(self, due):
+        """The due first tests `(G, n_cells)` that calibrate their group's pace: while it is unknown, the
+        most visited cells up to `calibration_cells` per group, counting those answered or running."""
+        m = self.m
+        first = due & (self.pace == UNKNOWN)[:, None] & ~self.hi_tested
+        room = m.calibration_cells - self.calibrations.sum(axis=1) - self.calibrating.sum(axis=1)  # (G,)
+        visits = m.cell_sum(np.broadcast_to(m.decision_visits[..., None], m.default_counts.shape))
+        order = np.argsort(-np.where(first, visits, -1.0), axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(np.arange(order.shape[1]), order.shape), axis=1)
+        return first & (rank < np.maximum(room, 0)[:, None])
 
     # --- what it tells ------------------------------------------------------------------------
     def estimates(self):
