@@ -27,7 +27,6 @@ from market_abm.environments.pollution import single_node_mdp  # noqa: E402
 from market_abm.io import write_table  # noqa: E402
 from market_abm.metrics import replica_summaries  # noqa: E402
 
-MODEL_FREE_PHASE1 = {"react_episodes": 20, "min_visits": 6}  # model-free learners answer an offer slowly
 RUNS = [  # (label, mechanism, scheme, learner, mechanism parameters)
     ("laissez-faire", "none", None, "contract_aware", {}),
     ("pigouvian", "pigouvian", None, "contract_aware", {}),
@@ -39,7 +38,7 @@ RUNS = [  # (label, mechanism, scheme, learner, mechanism parameters)
     ("two-phase per-action", "two_phase", "per_action", "contract_aware", {}),
 ]
 MODEL_FREE = [
-    (f"two-phase fine, {learner}", "two_phase", "fine", learner, MODEL_FREE_PHASE1)
+    (f"two-phase fine, {learner}", "two_phase", "fine", learner, {})
     for learner in ("epsilon_greedy", "optimistic_q", "boltzmann")
 ] + [(f"oracle, {learner}", "oracle", None, learner, {}) for learner in ("epsilon_greedy", "optimistic_q", "boltzmann")]
 
