@@ -363,6 +363,7 @@ class CellSearch:
         self.calibrating = np.zeros((g, c), dtype=bool)
         self.calibrations = np.zeros((g, 2), dtype=int)
         self.pace = np.full(g, UNKNOWN)
+        self.pace_known = self.any_slow = False  # every group's pace is known; some group answers slowly
 
     # --- posting ------------------------------------------------------------------------
     def amounts(self, balance):
@@ -371,7 +372,7 @@ class CellSearch:
         amounts = np.where(self.targets & (self.status == STEERED), self.tau_hat + self.surplus, amounts)
         balancing = self.balancing_cells() if balance else np.zeros_like(self.targets)
         amounts = np.where(balancing, self.surplus, amounts)
-        return self.as_taxes(amounts, balancing), balancing
+        return (self.as_taxes(amounts, balancing) if self.any_slow else amounts), balancing
 
     def as_taxes(self, amounts, balancing):
         """The amounts `(G, n_cells)` with each slow group's offers on a target moved to a tax of the same
@@ -414,8 +415,9 @@ class CellSearch:
             taken = m.cell_sum(visits)
             self.taken += counting * taken
             self.seen += counting * m.cell_sum(np.broadcast_to(visits.sum(axis=-1, keepdims=True), visits.shape))
-            by_point = taken.reshape(m.n_groups, -1, m.n_actions)  # every action's visits at each cell's points
-            self.chosen += counting[..., None] * np.repeat(by_point, m.n_actions, axis=1)
+            if self.any_slow:  # every action's visits at each cell's points, for the plurality rule
+                by_point = taken.reshape(m.n_groups, -1, m.n_actions)
+                self.chosen += counting[..., None] * np.repeat(by_point, m.n_actions, axis=1)
 
     def decide(self, in_phase1):
         """Update every cell whose current offer has enough counted visits; `in_phase1 (G,)` marks the
@@ -431,17 +433,17 @@ class CellSearch:
         if not ready.any():
             return
         slow = self.slow()[:, None]
-        rival = np.where(np.arange(m.n_actions) == self.cell_action[:, None], -1.0,
-                         self.chosen).max(axis=-1)  # the most chosen other action
-        share_taken = self.taken >= m.accept_share * np.maximum(self.seen, 1)
-        accepted = ready & np.where(slow, self.taken > rival, share_taken)
+        accepted = ready & (self.taken >= m.accept_share * np.maximum(self.seen, 1))
+        if slow.any():  # a slow group's offer is taken when chosen more often than any other action
+            rival = np.where(np.arange(m.n_actions) == self.cell_action[:, None], -1.0, self.chosen).max(axis=-1)
+            accepted = np.where(slow, ready & (self.taken > rival), accepted)
         refused = ready & ~accepted
-        # a calibration at the bound tells the pace: its refusal does not bound the cost
         calibrated = ready & self.calibrating
-        self.calibrations[:, 0] += (calibrated & accepted).sum(axis=1)
-        self.calibrations[:, 1] += (calibrated & refused).sum(axis=1)
-        refused &= ~calibrated
-        self.calibrating &= ~ready
+        if calibrated.any():  # a calibration at the bound tells the pace: its refusal does not bound the cost
+            self.calibrations[:, 0] += (calibrated & accepted).sum(axis=1)
+            self.calibrations[:, 1] += (calibrated & refused).sum(axis=1)
+            refused &= ~calibrated
+            self.calibrating &= ~ready
         lo_before = self.lo.copy()
         # a test: accepted lowers the top of the bracket, refused raises the bottom, and refused at an
         # untried top (a ceiling) doubles the bracket above it, up to the bound
@@ -488,7 +490,9 @@ class CellSearch:
         self.learn_pace()
         self.needs_probe |= ready
         self.tests += ready
-        self.seen[ready] = self.taken[ready] = self.chosen[ready] = 0
+        self.seen[ready] = self.taken[ready] = 0
+        if self.any_slow:
+            self.chosen[ready] = 0
         self.waited[ready] = 0
 
     def learn_pace(self):
@@ -496,11 +500,14 @@ class CellSearch:
         refused. A slow group is given `slow_react` episodes to react to each offer, and its refusals so
         far (read too early) are forgotten."""
         m = self.m
+        if self.pace_known:
+            return
         decided = (self.pace == UNKNOWN) & (self.calibrations.sum(axis=1) >= m.calibration_cells)
         if not decided.any():
             return
         slow = decided & (2 * self.calibrations[:, 1] >= m.calibration_cells)
         self.pace[decided] = np.where(slow[decided], SLOW, FAST)
+        self.pace_known, self.any_slow = bool((self.pace != UNKNOWN).all()), bool((self.pace == SLOW).any())
         m.react[slow] = max(m.react_episodes, m.slow_react)
         self.lo[slow] = 0.0
         self.refused_in[slow] = -1
@@ -534,9 +541,9 @@ class CellSearch:
         posted above them is paid on every path alike, so it does not change which plan is best: the
         plan is the welfare optimum under the estimates."""
         cost = np.where(np.isfinite(self.tau_hat), self.tau_hat, self.least_test())
-        # against slow agents an accepted offer carries a learning premium: count the highest refused
-        below = self.slow()[:, None] & np.isfinite(self.tau_hat)
-        cost = np.where(below, np.minimum(cost, self.refused_top + 0.5 * self.m.tol), cost)
+        if self.any_slow:  # against slow agents an accepted offer carries a learning premium
+            below = self.slow()[:, None] & np.isfinite(self.tau_hat)
+            cost = np.where(below, np.minimum(cost, self.refused_top + 0.5 * self.m.tol), cost)
         return np.where(self.at_ceiling, np.inf, np.maximum(cost, 0.0))
 
     def plan(self, transition, reward, unseen, default):
@@ -564,21 +571,31 @@ class CellSearch:
         self.status[start & ~settled_before] = TESTING
         due = targets & (self.status == TESTING) & (self.needs_probe | changed)
         middle = np.where(self.hi_tested, 0.5 * (self.lo + self.hi), self.hi)
-        capped = np.where(self.slow()[:, None], middle, np.minimum(middle, worth))  # slow: a premium may exceed worth
+        capped = np.minimum(middle, worth)
+        if self.any_slow:  # a slow group's price may carry a premium above worth
+            capped = np.where(self.slow()[:, None], middle, capped)
         probe = np.maximum(capped, self.least_test())
         calibrate = self.calibration_due(due)
-        self.calibrating = np.where(due, calibrate, self.calibrating)
-        self.probe = np.where(due, np.where(calibrate, self.bound, probe), self.probe)
+        if calibrate.any() or self.calibrating.any():
+            self.calibrating = np.where(due, calibrate, self.calibrating)
+            probe = np.where(calibrate, self.bound, probe)
+        self.probe = np.where(due, probe, self.probe)
         self.needs_probe &= ~due
         fresh = due | changed
-        self.seen[fresh] = self.taken[fresh] = self.chosen[fresh] = 0
+        self.seen[fresh] = self.taken[fresh] = 0
+        if self.any_slow:
+            self.chosen[fresh] = 0
         self.waited[fresh] = 0
 
     def calibration_due(self, due):
         """The due first tests `(G, n_cells)` that calibrate their group's pace: while it is unknown, the
         most visited cells up to `calibration_cells` per group, counting those answered or running."""
         m = self.m
+        if self.pace_known:
+            return np.zeros_like(due)
         first = due & (self.pace == UNKNOWN)[:, None] & ~self.hi_tested
+        if not first.any():
+            return first
         room = m.calibration_cells - self.calibrations.sum(axis=1) - self.calibrating.sum(axis=1)  # (G,)
         visits = m.cell_sum(np.broadcast_to(m.decision_visits[..., None], m.default_counts.shape))
         order = np.argsort(-np.where(first, visits, -1.0), axis=1, kind="stable")
