@@ -79,8 +79,10 @@ def test_coarser_schemes_close_as_much_as_per_action_in_the_paper_setting(tmp_pa
 
 
 @pytest.mark.parametrize("seed", [
-    pytest.param("0", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured: 0.085")),
-    pytest.param("1", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured: 0.065")),
+    pytest.param("0", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                                              reason="measured: regret_decay 0.312, final_max_abs_error 0.057")),
+    pytest.param("1", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                                              reason="measured: regret_decay 0.066, final_max_abs_error 0.087")),
 ])
 def test_the_paper_settings_final_estimates_are_within_six_hundredths(tmp_path, seed):
     summary = cli_summary(tmp_path, "pollution", "--mechanism", "two_phase", "--seed", seed)
