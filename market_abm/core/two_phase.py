@@ -158,6 +158,10 @@ class TwoPhaseMechanism(Mechanism):
         return np.bincount(self.decision_cells, per_point.ravel(), minlength=self.n_groups * self.scheme.n_cells
                            ).reshape(self.n_groups, -1)
 
+    def cell_visits(self):
+        """Visits so far to each cell's decision points `(G, n_cells)`."""
+        return self.cell_sum(np.broadcast_to(self.decision_visits[..., None], self.default_counts.shape))
+
     @cached_property
     def decision_cells(self):
         """The flat `(group, cell)` each `(group, h, s, a)` visit counts towards, in `visits.ravel()` order."""
@@ -182,8 +186,7 @@ class TwoPhaseMechanism(Mechanism):
         targets; the mechanism is in Phase 2 once every group is."""
         if self.phase == 2:
             return
-        weight = self.cell_sum(np.broadcast_to(self.decision_visits[..., None], self.default_counts.shape))
-        weight = weight * self.search.targets
+        weight = self.cell_visits() * self.search.targets
         done = (weight * self.search.settled()).sum(axis=1) >= self.settled_share * weight.sum(axis=1)
         entering = done & (self.group_phase1 < 0)
         self.group_phase1[entering] = self.episode
@@ -597,8 +600,7 @@ class CellSearch:
         if not first.any():
             return first
         room = m.calibration_cells - self.calibrations.sum(axis=1) - self.calibrating.sum(axis=1)  # (G,)
-        visits = m.cell_sum(np.broadcast_to(m.decision_visits[..., None], m.default_counts.shape))
-        order = np.argsort(-np.where(first, visits, -1.0), axis=1, kind="stable")
+        order = np.argsort(-np.where(first, m.cell_visits(), -1.0), axis=1, kind="stable")
         rank = np.empty_like(order)
         np.put_along_axis(rank, order, np.broadcast_to(np.arange(order.shape[1]), order.shape), axis=1)
         return first & (rank < np.maximum(room, 0)[:, None])
