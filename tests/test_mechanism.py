@@ -17,10 +17,11 @@ EXACT = {"min_visits": 1, "warmup": 0, "tol": 0.01, "margin": 0.01, "eps": 0.005
 SLACK = EXACT["tol"] + EXACT["margin"] + 1e-9
 
 
-def run_exact(mdp, episodes, scheme="fine", agents=1, **params):
-    """Exact best responders facing the mechanism: one agent, or a population sharing one principal."""
+def run_exact(mdp, episodes, scheme="fine", agents=1, learner=ExactLearner, **params):
+    """Exact best responders (or another test double of `mdp`) facing the mechanism: one agent, or a
+    population sharing one principal."""
     model = MarketModel(mdp=mdp, n_agents=agents, shared_principal=agents > 1, mechanism="two_phase",
-                        scheme=scheme, learner=ExactLearner, learner_params={"mdp": mdp},
+                        scheme=scheme, learner=learner, learner_params={"mdp": mdp},
                         mechanism_params={**EXACT, **params}, rng=0)
     model.run_episodes(episodes)
     return model

@@ -5,7 +5,6 @@ import numpy as np
 from helpers import ExactLearner
 from test_mechanism import run_exact
 
-from market_abm import MarketModel
 from market_abm.core.two_phase import FAST, SLOW, STEERED
 from market_abm.environments.pollution import single_node_mdp
 
@@ -19,13 +18,6 @@ class DeafLearner(ExactLearner):
         super().begin_episode(np.zeros_like(offers), groups)
 
 
-def run_deaf(mdp, episodes, **params):
-    model = MarketModel(mdp=mdp, mechanism="two_phase", learner=DeafLearner, learner_params={"mdp": mdp},
-                        mechanism_params={"min_visits": 1, "warmup": 0, **params}, rng=0)
-    model.run_episodes(episodes)
-    return model
-
-
 def test_best_responders_take_every_calibration_offer_and_answer_fast():
     model = run_exact(single_node_mdp(), 300)
     search = model.mechanism.search
@@ -36,7 +28,7 @@ def test_best_responders_take_every_calibration_offer_and_answer_fast():
 
 
 def test_agents_that_refuse_the_bound_answer_slowly_are_given_time_and_are_taxed_on_the_other_actions():
-    model = run_deaf(single_node_mdp(), 200)
+    model = run_exact(single_node_mdp(), 200, learner=DeafLearner)
     mechanism, search = model.mechanism, model.mechanism.search
     assert search.pace[0] == SLOW and model.summary()["groups_answering_slowly"] == 1
     assert mechanism.react[0] == mechanism.slow_react
@@ -50,7 +42,7 @@ def test_agents_that_refuse_the_bound_answer_slowly_are_given_time_and_are_taxed
 
 
 def test_a_slow_group_takes_an_offer_chosen_more_often_than_any_other_action():
-    model = run_deaf(single_node_mdp(), 200)
+    model = run_exact(single_node_mdp(), 200, learner=DeafLearner)
     search, n_actions = model.mechanism.search, model.mechanism.n_actions
     cell = np.nonzero(search.testing()[0])[0][0]
     target = cell % n_actions
@@ -63,7 +55,7 @@ def test_a_slow_group_takes_an_offer_chosen_more_often_than_any_other_action():
 
 
 def test_a_slow_groups_plan_counts_a_cell_at_its_highest_refusal_when_that_is_below_its_estimate():
-    model = run_deaf(single_node_mdp(), 200)
+    model = run_exact(single_node_mdp(), 200, learner=DeafLearner)
     search, tol = model.mechanism.search, model.mechanism.tol
     search.tau_hat[0, :2] = 0.8
     search.refused_top[0, :2] = [0.3, 0.9]
