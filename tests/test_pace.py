@@ -54,10 +54,54 @@ def test_a_slow_group_takes_an_offer_chosen_more_often_than_any_other_action():
     assert search.hi_tested[0, cell] and search.status[0, cell] == STEERED  # settled at its first acceptance
 
 
-def test_a_slow_groups_plan_counts_a_cell_at_its_highest_refusal_when_that_is_below_its_estimate():
+def test_a_slow_groups_plan_reads_its_answers_within_the_factor_of_two_its_tests_climb_by():
     model = run_exact(single_node_mdp(), 200, learner=DeafLearner)
     search, tol = model.mechanism.search, model.mechanism.tol
-    search.tau_hat[0, :2] = 0.8
-    search.refused_top[0, :2] = [0.3, 0.9]
-    search.at_ceiling[0, :2] = False
-    assert np.allclose(search.costs()[0, :2], [0.3 + 0.5 * tol, 0.8])
+    search.at_ceiling[0, :4] = False
+    search.tau_hat[0, :3] = 0.8  # settled: the highest refusal, within [half the offer taken, the offer taken]
+    search.refused_top[0, :3] = [0.5, 0.9, 0.1]
+    search.tau_hat[0, 3], search.lo[0, 3], search.hi[0, 3] = np.nan, 0.6, 2.0  # open: half the highest refusal
+    assert np.allclose(search.costs()[0, :4], [0.5 + 0.5 * tol, 0.8, 0.4, 0.3 + 0.5 * tol])
+
+
+def test_a_slow_groups_test_starts_at_its_worth_and_doubles_at_every_refusal():
+    model = run_exact(single_node_mdp(), 200, learner=DeafLearner)
+    search, n_actions = model.mechanism.search, model.mechanism.n_actions
+    cell = np.nonzero(search.testing()[0] & ~search.calibrating[0])[0][0]
+    first = search.probe[0, cell]
+    assert first >= search.worth[0, cell] - 1e-12 and first < search.hi[0, cell]
+    counts = np.zeros(n_actions)
+    counts[(cell + 1) % n_actions] = 60.0  # the agents keep another action: refused
+    search.chosen[0, cell], search.seen[0, cell], search.taken[0, cell] = counts, counts.sum(), 0.0
+    search.waited[0, cell] = model.mechanism.react[0]
+    search.decide(np.zeros(1, dtype=bool))
+    assert search.refused_top[0, cell] == first
+    search.set_targets(search.targets, np.zeros_like(search.worth))
+    assert np.isclose(search.probe[0, cell], min(2 * first, search.hi[0, cell]))
+
+
+def test_a_stale_refusal_is_forgotten_by_the_plan_but_is_where_the_next_test_starts():
+    model = run_exact(single_node_mdp(), 200, learner=DeafLearner)
+    mechanism, search = model.mechanism, model.mechanism.search
+    idle = np.nonzero(~search.targets[0])[0][0]
+    search.refused_top[0, idle], search.lo[0, idle], search.hi[0, idle] = 0.7, 0.7, 2.0
+    search.life[0, idle] = 50.0
+    search.refused_in[0, idle] = mechanism.episode - 51
+    search.forget()
+    assert search.refused_top[0, idle] == 0.0 and search.refused_before[0, idle] == 0.7
+    assert np.isclose(search.costs()[0, idle], 0.5 * mechanism.tol)
+    targets = search.targets.copy()
+    targets[0, idle] = True
+    search.set_targets(targets, np.zeros_like(search.worth))
+    assert np.isclose(search.probe[0, idle], 0.7)
+
+
+def test_a_slow_groups_steered_cells_are_held_at_least_at_tau_max():
+    model = run_exact(single_node_mdp(), 200, learner=DeafLearner)
+    mechanism, search = model.mechanism, model.mechanism.search
+    cell = np.nonzero(search.targets[0])[0][0]
+    search.status[0, cell], search.tau_hat[0, cell] = STEERED, 0.3
+    amounts, _ = search.amounts(balance=False)
+    point = cell - cell % mechanism.n_actions
+    others = np.delete(amounts[0, point:point + mechanism.n_actions], cell % mechanism.n_actions)
+    assert np.allclose(others, -mechanism.tau_max)

@@ -44,7 +44,8 @@ class TwoPhaseMechanism(Mechanism):
     """Estimates each cell's compensating transfer from the agents' choices under its offers, and
     steers with the estimates (see the module docstring and the two searches).
 
-    Parameters (payoff units unless stated): `tau_max` the first ceiling of every bracket; `tol` the
+    Parameters (payoff units unless stated): `tau_max` the first ceiling of every bracket, and the least
+    amount a slow group's steered cells are posted at; `tol` the
     bracket width at which a cell settles; `margin` added to the settled amount; `eps` the premium
     posted over an estimate; `min_visits` visits to a decision point per decision; `accept_share` the
     share of them taking the offered action that counts as acceptance; `warmup` episodes of
@@ -276,13 +277,17 @@ class TwoPhaseMechanism(Mechanism):
 # - *Learn how fast the agents answer.* A group's first `calibration_cells` tests, on its most visited
 #   targets, post the bound, which any agent that best-responds to the posted offers takes at once. A
 #   group that refuses half of them or more answers slowly: its agents notice an offer only by trying
-#   the action (model-free learners). Against such a group every offer is held `slow_react` episodes
-#   before its answer counts; an offer is taken when the offered action is chosen more often than any
-#   other (the agents' exploration caps any share); a test settles at its first acceptance, and no
-#   lower re-test follows (a lower offer would be read late); a refusal says only that the agents had
-#   not yet moved, so the plan counts a cell at the highest offer refused there (plus half the settling
-#   width) when that is below its estimate; and a target's amount is posted as a tax on the other
-#   actions at its decision points, which the agents feel on the action they already take.
+#   the action (model-free learners), and need more than their cost to move (a learning premium).
+#   Against such a group every offer is held `slow_react` episodes before its answer counts; an offer
+#   is taken when the offered action is chosen more often than any other (the agents' exploration caps
+#   any share); a test starts at what the cell is worth, doubles at every refusal, and settles at its
+#   first acceptance, with no lower re-test (a lower offer would be read late). Its answers are read
+#   within that factor of two: the plan counts an open cell at half the highest offer refused, and a
+#   settled one at the highest offer refused, never below half the offer taken (each plus half the
+#   settling width, within the bracket). A refusal forgotten as stale is where the cell's next test starts. A target's amount is
+#   posted as a tax on the other actions at its decision points, which the agents feel on the action
+#   they already take, and a steered cell is posted at least `tau_max`: agents that keep exploring
+#   comply more the further an offer exceeds their cost, and the plan counts on all of them.
 #
 # Amounts are in units of per-step payoff.
 
@@ -334,7 +339,8 @@ class CellSearch:
     settled); `status` IDLE, TESTING or
     STEERED; `targets` the plan's target cells; `worth` what each target is worth to the plan;
     `at_ceiling` refused at the bound; `priced` settled at least once; `tests` decisions taken;
-    `refused_top` the highest offer refused; `calibrating` a test posted at the bound to learn the pace.
+    `refused_top` the highest offer refused; `refused_before` the highest offer refused before its answers
+    went stale; `calibrating` a test posted at the bound to learn the pace.
     `pace (G,)` UNKNOWN, FAST or SLOW; `calibrations (G, 2)` the calibration tests accepted and refused.
     """
 
@@ -363,6 +369,7 @@ class CellSearch:
         self.cell_action = m.scheme.cell_action(np.arange(c))
         self.chosen = np.zeros((g, c, m.n_actions))  # the window's visits to each action at the cell's points
         self.refused_top = np.zeros((g, c))
+        self.refused_before = np.zeros((g, c))
         self.calibrating = np.zeros((g, c), dtype=bool)
         self.calibrations = np.zeros((g, 2), dtype=int)
         self.pace = np.full(g, UNKNOWN)
@@ -372,7 +379,10 @@ class CellSearch:
     def amounts(self, balance):
         """Amounts `(G, n_cells)` to post, and the cells where only the balancing surplus is posted."""
         amounts = np.where(self.targets & (self.status == TESTING), self.probe, 0.0)
-        amounts = np.where(self.targets & (self.status == STEERED), self.tau_hat + self.surplus, amounts)
+        steered = self.tau_hat + self.surplus
+        if self.any_slow:  # slow agents are held well above their cost
+            steered = np.where(self.slow()[:, None], np.maximum(steered, self.m.tau_max), steered)
+        amounts = np.where(self.targets & (self.status == STEERED), steered, amounts)
         balancing = self.balancing_cells() if balance else np.zeros_like(self.targets)
         amounts = np.where(balancing, self.surplus, amounts)
         return (self.as_taxes(amounts, balancing) if self.any_slow else amounts), balancing
@@ -527,6 +537,8 @@ class CellSearch:
         stale_estimate = np.isfinite(self.tau_hat) & (episode - self.settled_in > self.life) & idle
         stale = stale_lower | stale_estimate
         self.lo[stale], self.refused_in[stale] = 0.0, -1
+        self.refused_before[stale] = self.refused_top[stale]
+        self.refused_top[stale] = 0.0
         self.tau_hat[stale_estimate] = np.nan
         self.life[stale] *= 2
         self.needs_probe |= stale
@@ -540,13 +552,17 @@ class CellSearch:
     def costs(self):
         """The compensating transfer the plan counts for each cell: its point estimate (the middle of the
         settled bracket) or, while unsettled, the least amount a test of it posts (optimism that a test
-        can afford: a cell worth less than that is not tested); unaffordable at the ceiling. The surplus
-        posted above them is paid on every path alike, so it does not change which plan is best: the
-        plan is the welfare optimum under the estimates."""
-        cost = np.where(np.isfinite(self.tau_hat), self.tau_hat, self.least_test())
-        if self.any_slow:  # against slow agents an accepted offer carries a learning premium
-            below = self.slow()[:, None] & np.isfinite(self.tau_hat)
-            cost = np.where(below, np.minimum(cost, self.refused_top + 0.5 * self.m.tol), cost)
+        can afford: a cell worth less than that is not tested); unaffordable at the ceiling. A slow
+        group's answers are read within the factor of two its tests climb by (see the notes above). The
+        surplus posted above them is paid on every path alike, so it does not change which plan is best:
+        the plan is the welfare optimum under the estimates."""
+        settled = np.isfinite(self.tau_hat)
+        cost = np.where(settled, self.tau_hat, self.least_test())
+        if self.any_slow:  # slow answers are read within the factor of two their tests climb by
+            half_width = 0.5 * self.m.tol
+            read = np.where(settled, np.clip(self.refused_top + half_width, 0.5 * self.tau_hat, self.tau_hat),
+                            np.minimum(0.5 * self.lo + half_width, self.hi))
+            cost = np.where(self.slow()[:, None], read, cost)
         return np.where(self.at_ceiling, np.inf, np.maximum(cost, 0.0))
 
     def plan(self, transition, reward, unseen, default):
@@ -562,8 +578,8 @@ class CellSearch:
 
     def set_targets(self, targets, worth):
         """Post the plan: unsettled targets are priced (first at their worth, capped by the ceiling; then
-        by bisection, never above worth, except against a slow group; a calibration test posts the bound);
-        cells the plan leaves are paused."""
+        by bisection, never above worth; against a slow group, doubling from the worth, or from a refusal
+        forgotten as stale; a calibration test posts the bound); cells the plan leaves are paused."""
         self.worth = worth
         changed = targets != self.targets
         self.targets = targets
@@ -575,8 +591,10 @@ class CellSearch:
         due = targets & (self.status == TESTING) & (self.needs_probe | changed)
         middle = np.where(self.hi_tested, 0.5 * (self.lo + self.hi), self.hi)
         capped = np.minimum(middle, worth)
-        if self.any_slow:  # a slow group's price may carry a premium above worth
-            capped = np.where(self.slow()[:, None], middle, capped)
+        if self.any_slow:  # a slow group's test climbs from its worth, doubling at each refusal
+            climb = np.maximum(worth, np.maximum(2 * self.refused_top, self.refused_before))
+            capped = np.where(self.slow()[:, None], np.where(self.hi_tested, middle, np.minimum(climb, self.hi)),
+                              capped)
         probe = np.maximum(capped, self.least_test())
         calibrate = self.calibration_due(due)
         if calibrate.any() or self.calibrating.any():
