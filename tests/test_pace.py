@@ -5,7 +5,7 @@ import numpy as np
 from helpers import ExactLearner
 from test_mechanism import run_exact
 
-from market_abm.core.two_phase import FAST, SLOW, STEERED
+from market_abm.core.two_phase import FAST, SLOW, STEERED, TESTING, UNKNOWN
 from market_abm.environments.pollution import single_node_mdp
 
 
@@ -25,6 +25,19 @@ def test_best_responders_take_every_calibration_offer_and_answer_fast():
     assert search.calibrations[0].tolist() == [model.mechanism.calibration_cells, 0]
     assert model.summary()["groups_answering_slowly"] == 0
     assert model.mechanism.react[0] == model.mechanism.react_episodes
+
+
+def test_a_calibration_counts_as_taken_only_if_every_visit_took_the_bound():
+    model = run_exact(single_node_mdp(), 300)
+    search, mechanism = model.mechanism.search, model.mechanism
+    search.pace[0], search.pace_known, search.calibrations[0] = UNKNOWN, False, 0
+    cells = np.nonzero(search.targets[0])[0][:2]
+    search.calibrating[0, cells] = True
+    search.status[0, cells] = TESTING
+    search.seen[0, cells], search.taken[0, cells] = mechanism.min_visits, [mechanism.min_visits, mechanism.min_visits - 1]
+    search.waited[0, cells] = mechanism.react[0]
+    search.decide(np.zeros(1, dtype=bool))
+    assert search.calibrations[0].tolist() == [1, 1]
 
 
 def test_agents_that_refuse_the_bound_answer_slowly_are_given_time_and_are_taxed_on_the_other_actions():

@@ -274,20 +274,21 @@ class TwoPhaseMechanism(Mechanism):
 # - *Balanced surplus.* Where the plan leaves the agents alone, every action is paid the same surplus a
 #   steered agent keeps, so every path gains alike, the agents' own choice there is not changed, and the
 #   offers do not change what the agents would give up elsewhere.
-# - *Learn how fast the agents answer.* A group's first `calibration_cells` tests, on its most visited
-#   targets, post the bound, which any agent that best-responds to the posted offers takes at once. A
-#   group that refuses half of them or more answers slowly: its agents notice an offer only by trying
-#   the action (model-free learners), and need more than their cost to move (a learning premium).
-#   Against such a group every offer is held `slow_react` episodes before its answer counts; an offer
-#   is taken when the offered action is chosen more often than any other (the agents' exploration caps
-#   any share); a test starts at what the cell is worth, doubles at every refusal, and settles at its
-#   first acceptance, with no lower re-test (a lower offer would be read late). Its answers are read
-#   within that factor of two: the plan counts an open cell at half the highest offer refused, and a
-#   settled one at the highest offer refused, never below half the offer taken (each plus half the
-#   settling width, within the bracket). A refusal forgotten as stale is where the cell's next test starts. A target's amount is
-#   posted as a tax on the other actions at its decision points, which the agents feel on the action
-#   they already take, and a steered cell is posted at least `tau_max`: agents that keep exploring
-#   comply more the further an offer exceeds their cost, and the plan counts on all of them.
+# - *Learn how fast the agents answer.* A group's first `calibration_cells` tests, on its most
+#   visited targets, post the bound, which any agent that best-responds to the posted offers takes
+#   at once and on every visit. A group that does not take half of them or more so answers slowly:
+#   its agents notice an offer only by trying the action (model-free learners), and need more than
+#   their cost to move (a learning premium). Against such a group every offer is held `slow_react`
+#   episodes before its answer counts; an offer is taken when the offered action is chosen more
+#   often than any other (the agents' exploration caps any share); a test starts at what the cell is
+#   worth, doubles at every refusal, and settles at its first acceptance, with no lower re-test (a
+#   lower offer would be read late). Its answers are read within that factor of two: the plan counts
+#   an open cell at half the highest offer refused, and a settled one at the highest offer refused,
+#   never below half the offer taken (each plus half the settling width, within the bracket). A
+#   refusal forgotten as stale is where the cell's next test starts. A target's amount is posted as
+#   a tax on the other actions at its decision points, which the agents feel on the action they
+#   already take, and a steered cell is posted at least `tau_max`: agents that keep exploring comply
+#   more the further an offer exceeds their cost, and the plan counts on all of them.
 #
 # Amounts are in units of per-step payoff.
 
@@ -341,7 +342,7 @@ class CellSearch:
     `at_ceiling` refused at the bound; `priced` settled at least once; `tests` decisions taken;
     `refused_top` the highest offer refused; `refused_before` the highest offer refused before its answers
     went stale; `calibrating` a test posted at the bound to learn the pace.
-    `pace (G,)` UNKNOWN, FAST or SLOW; `calibrations (G, 2)` the calibration tests accepted and refused.
+    `pace (G,)` UNKNOWN, FAST or SLOW; `calibrations (G, 2)` the calibration tests taken on every visit, and the others.
     """
 
     def __init__(self, mechanism, bound):
@@ -453,8 +454,9 @@ class CellSearch:
         refused = ready & ~accepted
         calibrated = ready & self.calibrating
         if calibrated.any():  # a calibration at the bound tells the pace: its refusal does not bound the cost
-            self.calibrations[:, 0] += (calibrated & accepted).sum(axis=1)
-            self.calibrations[:, 1] += (calibrated & refused).sum(axis=1)
+            taken_every_time = calibrated & (self.taken >= self.seen)  # as any best responder takes the bound
+            self.calibrations[:, 0] += taken_every_time.sum(axis=1)
+            self.calibrations[:, 1] += (calibrated & ~taken_every_time).sum(axis=1)
             refused &= ~calibrated
             self.calibrating &= ~ready
         lo_before = self.lo.copy()
@@ -510,7 +512,7 @@ class CellSearch:
 
     def learn_pace(self):
         """Decide a group's pace once its calibration tests are answered: slow if half or more were
-        refused. A slow group is given `slow_react` episodes to react to each offer, and its refusals so
+        not taken on every visit. A slow group is given `slow_react` episodes to react to each offer, and its refusals so
         far (read too early) are forgotten."""
         m = self.m
         if self.pace_known:
