@@ -18,6 +18,15 @@ class DeafLearner(ExactLearner):
         super().begin_episode(np.zeros_like(offers), groups)
 
 
+def answer(model, cells, taken, chosen):
+    """Make the group's agents answer the offers on `cells` with `taken` visits to the offered action, out
+    of `chosen` visits to each action `(len(cells), A)`, and let the search decide."""
+    search, chosen = model.mechanism.search, np.asarray(chosen, dtype=float)
+    search.chosen[0, cells], search.seen[0, cells], search.taken[0, cells] = chosen, chosen.sum(axis=-1), taken
+    search.waited[0, cells] = model.mechanism.react[0]
+    search.decide(np.zeros(1, dtype=bool))
+
+
 def test_best_responders_take_every_calibration_offer_and_answer_fast():
     model = run_exact(single_node_mdp(), 300)
     search = model.mechanism.search
@@ -32,11 +41,10 @@ def test_a_calibration_counts_as_taken_only_if_every_visit_took_the_bound():
     search, mechanism = model.mechanism.search, model.mechanism
     search.pace[0], search.pace_known, search.calibrations[0] = UNKNOWN, False, 0
     cells = np.nonzero(search.targets[0])[0][:2]
-    search.calibrating[0, cells] = True
-    search.status[0, cells] = TESTING
-    search.seen[0, cells], search.taken[0, cells] = mechanism.min_visits, [mechanism.min_visits, mechanism.min_visits - 1]
-    search.waited[0, cells] = mechanism.react[0]
-    search.decide(np.zeros(1, dtype=bool))
+    search.calibrating[0, cells], search.status[0, cells] = True, TESTING
+    visits = np.zeros((2, mechanism.n_actions))
+    visits[:, 0] = mechanism.min_visits
+    answer(model, cells, [mechanism.min_visits, mechanism.min_visits - 1], visits)
     assert search.calibrations[0].tolist() == [1, 1]
 
 
@@ -61,9 +69,7 @@ def test_a_slow_group_takes_an_offer_chosen_more_often_than_any_other_action():
     target = cell % n_actions
     counts = np.full(n_actions, 25.0)
     counts[target] = 45.0  # well short of `accept_share`, but more than any other action
-    search.chosen[0, cell], search.seen[0, cell], search.taken[0, cell] = counts, counts.sum(), counts[target]
-    search.waited[0, cell] = model.mechanism.react[0]
-    search.decide(np.zeros(1, dtype=bool))
+    answer(model, cell, counts[target], counts)
     assert search.hi_tested[0, cell] and search.status[0, cell] == STEERED  # settled at its first acceptance
 
 
@@ -85,9 +91,7 @@ def test_a_slow_groups_test_starts_at_its_worth_and_doubles_at_every_refusal():
     assert first >= search.worth[0, cell] - 1e-12 and first < search.hi[0, cell]
     counts = np.zeros(n_actions)
     counts[(cell + 1) % n_actions] = 60.0  # the agents keep another action: refused
-    search.chosen[0, cell], search.seen[0, cell], search.taken[0, cell] = counts, counts.sum(), 0.0
-    search.waited[0, cell] = model.mechanism.react[0]
-    search.decide(np.zeros(1, dtype=bool))
+    answer(model, cell, 0.0, counts)
     assert search.refused_top[0, cell] == first
     search.set_targets(search.targets, np.zeros_like(search.worth))
     assert np.isclose(search.probe[0, cell], min(2 * first, search.hi[0, cell]))

@@ -45,18 +45,17 @@ class TwoPhaseMechanism(Mechanism):
     steers with the estimates (see the module docstring and the two searches).
 
     Parameters (payoff units unless stated): `tau_max` the first ceiling of every bracket, and the least
-    amount a slow group's steered cells are posted at; `tol` the
-    bracket width at which a cell settles; `margin` added to the settled amount; `eps` the premium
-    posted over an estimate; `min_visits` visits to a decision point per decision; `accept_share` the
-    share of them taking the offered action that counts as acceptance; `warmup` episodes of
-    laissez-faire before the first plan; `react_episodes` episodes ignored after an offer changes;
-    `retest_after` accepted decisions before a steered cell's first downward re-test; `forget_after`
-    episodes an answer about a cell that is not posted is trusted at first; `calibration_cells` the
-    first tests of a group posted at the bound to learn how fast its agents answer; `slow_react`
-    episodes a group that answers slowly is given to react to every new offer; `settled_share` the share of
-    target visits on settled cells that ends Phase 1; `optimism` the principal's bonus on its
-    estimated external reward, as a share of the public range of external rewards, while data are scarce
-    (a pair never seen counts at the top of that range); `known_model`
+    amount a slow group's steered cells are posted at; `tol` the bracket width at which a cell settles;
+    `margin` added to the settled amount; `eps` the premium posted over an estimate; `min_visits` visits
+    to a decision point per decision; `accept_share` the share of them taking the offered action that
+    counts as acceptance; `warmup` episodes of laissez-faire before the first plan; `react_episodes`
+    episodes ignored after an offer changes; `retest_after` accepted decisions before a steered cell's
+    first downward re-test; `forget_after` episodes an answer about a cell that is not posted is trusted
+    at first; `calibration_cells` the first tests of a group posted at the bound to learn how fast its
+    agents answer; `slow_react` episodes a group that answers slowly is given to react to every new
+    offer; `settled_share` the share of target visits on settled cells that ends Phase 1; `optimism` the
+    principal's bonus on its estimated external reward, as a share of the public range of external
+    rewards, while data are scarce (a pair never seen counts at the top of that range); `known_model`
     plans on the dynamics and external reward the view gives instead of estimates.
 
     Attributes: `search`, the scheme's search (its brackets and offers); `phase1_episodes`, the episode
@@ -512,8 +511,8 @@ class CellSearch:
 
     def learn_pace(self):
         """Decide a group's pace once its calibration tests are answered: slow if half or more were
-        not taken on every visit. A slow group is given `slow_react` episodes to react to each offer, and its refusals so
-        far (read too early) are forgotten."""
+        not taken on every visit. A slow group is given `slow_react` episodes to react to each offer, and
+        its refusals so far (read too early) are forgotten."""
         m = self.m
         if self.pace_known:
             return
