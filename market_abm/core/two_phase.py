@@ -273,6 +273,11 @@ class TwoPhaseMechanism(Mechanism):
 # - *Balanced surplus.* Where the plan leaves the agents alone, every action is paid the same surplus a
 #   steered agent keeps, so every path gains alike, the agents' own choice there is not changed, and the
 #   offers do not change what the agents would give up elsewhere.
+# - *Tests keep the surplus.* While a decision point's target is tested, every action there is paid
+#   the same surplus on top of the test's offer, so the agents keep at least that surplus there whether
+#   they take the offer or not, as at a steered or a left-alone point. A test then does not change what
+#   the agents give up at earlier steps, and their cells are priced in the context they are steered in.
+#   This holds once a group is known to answer at once (below); a slow group is taxed instead.
 # - *Learn how fast the agents answer.* A group's first `calibration_cells` tests, on its most
 #   visited targets, post the bound, which any agent that best-responds to the posted offers takes
 #   at once and on every visit. A group that does not take half of them or more so answers slowly:
@@ -383,6 +388,7 @@ class CellSearch:
         if self.any_slow:  # slow agents are held well above their cost
             steered = np.where(self.slow()[:, None], np.maximum(steered, self.m.tau_max), steered)
         amounts = np.where(self.targets & (self.status == STEERED), steered, amounts)
+        amounts = amounts + self.surplus * self.tested_points()
         balancing = self.balancing_cells() if balance else np.zeros_like(self.targets)
         amounts = np.where(balancing, self.surplus, amounts)
         return (self.as_taxes(amounts, balancing) if self.any_slow else amounts), balancing
@@ -407,6 +413,13 @@ class CellSearch:
         the settling width (the estimate is the middle of the bracket), the margin and the premium."""
         m = self.m
         return m.margin + m.eps + 0.5 * m.tol
+
+    def tested_points(self):
+        """Every cell of the groups of decision points whose target is being tested, in the groups known to
+        answer at once, `(G, n_cells)`."""
+        m = self.m
+        tested = (self.targets & (self.status == TESTING)).reshape(m.n_groups, -1, m.n_actions).any(axis=-1)
+        return np.repeat(tested & (self.pace == FAST)[:, None], m.n_actions, axis=-1)
 
     def balancing_cells(self):
         """Every cell of the groups of decision points the plan leaves alone, `(G, n_cells)`."""
