@@ -383,12 +383,14 @@ class CellSearch:
     # --- posting ------------------------------------------------------------------------
     def amounts(self, balance):
         """Amounts `(G, n_cells)` to post, and the cells where only the balancing surplus is posted."""
-        amounts = np.where(self.targets & (self.status == TESTING), self.probe, 0.0)
+        testing = self.targets & (self.status == TESTING)
+        amounts = np.where(testing, self.probe, 0.0)
         steered = self.tau_hat + self.surplus
         if self.any_slow:  # slow agents are held well above their cost
             steered = np.where(self.slow()[:, None], np.maximum(steered, self.m.tau_max), steered)
         amounts = np.where(self.targets & (self.status == STEERED), steered, amounts)
-        amounts = amounts + self.surplus * self.tested_points()
+        if testing.any():
+            amounts += self.surplus * self.tested_points(testing)
         balancing = self.balancing_cells() if balance else np.zeros_like(self.targets)
         amounts = np.where(balancing, self.surplus, amounts)
         return (self.as_taxes(amounts, balancing) if self.any_slow else amounts), balancing
@@ -414,11 +416,11 @@ class CellSearch:
         m = self.m
         return m.margin + m.eps + 0.5 * m.tol
 
-    def tested_points(self):
-        """Every cell of the groups of decision points whose target is being tested, in the groups known to
-        answer at once, `(G, n_cells)`."""
+    def tested_points(self, testing):
+        """Every cell of the groups of decision points whose target is being tested (`testing (G, n_cells)`),
+        in the groups known to answer at once, `(G, n_cells)`."""
         m = self.m
-        tested = (self.targets & (self.status == TESTING)).reshape(m.n_groups, -1, m.n_actions).any(axis=-1)
+        tested = testing.reshape(m.n_groups, -1, m.n_actions).any(axis=-1)
         return np.repeat(tested & (self.pace == FAST)[:, None], m.n_actions, axis=-1)
 
     def balancing_cells(self):
