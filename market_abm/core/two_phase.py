@@ -277,7 +277,10 @@ class TwoPhaseMechanism(Mechanism):
 #   the same surplus on top of the test's offer, so the agents keep at least that surplus there whether
 #   they take the offer or not, as at a steered or a left-alone point. A test then does not change what
 #   the agents give up at earlier steps, and their cells are priced in the context they are steered in.
-#   This holds once a group is known to answer at once (below); a slow group is taxed instead.
+#   This is done for a group of one agent once it is known to answer at once (below). In a group of
+#   many, the agents differ: a steered point leaves each that takes its offer a different surplus and
+#   the others none, so there is no common surplus to keep, and a test posts its offer alone; a slow
+#   group is taxed instead.
 # - *Learn how fast the agents answer.* A group's first `calibration_cells` tests, on its most
 #   visited targets, post the bound, which any agent that best-responds to the posted offers takes
 #   at once and on every visit. A group that does not take half of them or more so answers slowly:
@@ -418,10 +421,11 @@ class CellSearch:
 
     def tested_points(self, testing):
         """Every cell of the groups of decision points whose target is being tested (`testing (G, n_cells)`),
-        in the groups known to answer at once, `(G, n_cells)`."""
+        in the groups of one agent known to answer at once, `(G, n_cells)`."""
         m = self.m
         tested = testing.reshape(m.n_groups, -1, m.n_actions).any(axis=-1)
-        return np.repeat(tested & (self.pace == FAST)[:, None], m.n_actions, axis=-1)
+        keeping = (self.pace == FAST) & (m.group_sizes == 1)
+        return np.repeat(tested & keeping[:, None], m.n_actions, axis=-1)
 
     def balancing_cells(self):
         """Every cell of the groups of decision points the plan leaves alone, `(G, n_cells)`."""
