@@ -74,17 +74,20 @@ def test_offers_single_out_at_most_one_action_per_decision_point_and_never_tax()
     assert left_alone.any()  # the balancing surplus, on every action alike
 
 
-def test_a_tested_point_pays_every_action_the_surplus_and_the_test_on_top():
-    # the agents keep the surplus there, taken or refused, so a test does not move what earlier steps give up
-    model = run_exact(single_node_mdp(), 60)
+@pytest.mark.parametrize("agents", [1, 4])
+def test_a_tested_point_pays_one_agent_the_surplus_on_every_action_and_the_test_on_top(agents):
+    # one agent keeps the surplus there, taken or refused, so a test does not move what earlier steps give up;
+    # a group of many agents is offered the test alone
+    model = run_exact(single_node_mdp(), 60, agents=agents)
     search, n_actions = model.mechanism.search, model.mechanism.n_actions
     amounts, _ = search.amounts(balance=True)
     tested = np.nonzero(search.testing()[0])[0]
     assert len(tested) > 0
+    kept = search.surplus if agents == 1 else 0.0
     for cell in tested:
         point = amounts[0, cell - cell % n_actions: cell - cell % n_actions + n_actions]
-        assert np.allclose(np.delete(point, cell % n_actions), search.surplus)
-        assert np.isclose(point[cell % n_actions], search.probe[0, cell] + search.surplus)
+        assert np.allclose(np.delete(point, cell % n_actions), kept)
+        assert np.isclose(point[cell % n_actions], search.probe[0, cell] + kept)
 
 
 def test_unreachable_cells_are_never_trusted():
