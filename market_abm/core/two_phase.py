@@ -419,19 +419,20 @@ class CellSearch:
         m = self.m
         return m.margin + m.eps + 0.5 * m.tol
 
+    def point_cells(self, cells):
+        """Every cell of the groups of decision points where any of `cells (G, n_cells)` is set, `(G, n_cells)`."""
+        m = self.m
+        return np.repeat(cells.reshape(m.n_groups, -1, m.n_actions).any(axis=-1), m.n_actions, axis=-1)
+
     def tested_points(self, testing):
         """Every cell of the groups of decision points whose target is being tested (`testing (G, n_cells)`),
         in the groups of one agent known to answer at once, `(G, n_cells)`."""
-        m = self.m
-        tested = testing.reshape(m.n_groups, -1, m.n_actions).any(axis=-1)
-        keeping = (self.pace == FAST) & (m.group_sizes == 1)
-        return np.repeat(tested & keeping[:, None], m.n_actions, axis=-1)
+        keeping = (self.pace == FAST) & (self.m.group_sizes == 1)
+        return self.point_cells(testing) & keeping[:, None]
 
     def balancing_cells(self):
         """Every cell of the groups of decision points the plan leaves alone, `(G, n_cells)`."""
-        m = self.m
-        free = ~self.targets.reshape(m.n_groups, -1, m.n_actions).any(axis=-1)  # (G, groups of decision points)
-        return np.repeat(free, m.n_actions, axis=-1)
+        return ~self.point_cells(self.targets)
 
     # --- learning -----------------------------------------------------------------------
     def counting(self):
