@@ -386,12 +386,12 @@ class CellSearch:
     # --- posting ------------------------------------------------------------------------
     def amounts(self, balance):
         """Amounts `(G, n_cells)` to post, and the cells where only the balancing surplus is posted."""
-        testing = self.targets & (self.status == TESTING)
+        testing = self.testing()
         amounts = np.where(testing, self.probe, 0.0)
         steered = self.tau_hat + self.surplus
         if self.any_slow:  # slow agents are held well above their cost
             steered = np.where(self.slow()[:, None], np.maximum(steered, self.m.tau_max), steered)
-        amounts = np.where(self.targets & (self.status == STEERED), steered, amounts)
+        amounts = np.where(self.steered(), steered, amounts)
         if testing.any():
             amounts += self.surplus * self.tested_points(testing)
         balancing = self.balancing_cells() if balance else np.zeros_like(self.targets)
