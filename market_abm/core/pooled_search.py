@@ -14,6 +14,11 @@ agents need, and chooses the amounts from that.
   is still wide counts at its lower end (optimism) and is offered the middle of its bracket, so the
   plan goes where it is uncertain and every posted amount narrows some brackets.
 - *Never trust a ceiling.* A point refused at the top of its bracket doubles it, up to the bound.
+- *Refine by revealed welfare.* A point's threshold depends on the amounts paid at the points after
+  it, which the plan ignores. So once a group's plan holds, and the group is one agent that answers a
+  test at the bound at once, its amounts are refined by moves kept only when the agent's answers show
+  that welfare rises (`core.welfare_ascent`). A point's brackets count only answers to the amounts
+  kept, and to the moves tried.
 
 Amounts are in units of per-step payoff.
 """
@@ -23,8 +28,18 @@ from __future__ import annotations
 import numpy as np
 
 from market_abm.core.compiled import compiled, inlined
+from market_abm.core.welfare_ascent import (
+    PACE,
+    PaceTest,
+    WelfareAscent,
+    empirical_policy,
+    occupancy,
+    welfare_bracket,
+)
 
 SWEEPS = 2  # coordinate-ascent passes over the cells per plan
+REFINE_CALM = 50  # plans that keep a group's amounts before its refinement by revealed welfare starts
+REFINE_WINDOW = 4  # episodes a refinement holds what it posts, in units of `min_visits`
 
 
 @inlined
@@ -145,10 +160,17 @@ class PooledSearch:
         self.seen, self.taken = np.zeros(shape[:-1]), np.zeros(shape)
         self.waited = np.zeros(shape[:-1], dtype=int)
         self.amount = np.zeros((m.n_groups, m.scheme.n_cells))
+        self.counted = np.zeros((m.n_groups, m.scheme.n_cells))  # the amounts the points' counts answer
         self.stable = np.zeros(m.n_groups, dtype=int)
         self.searched = np.zeros((m.n_groups, m.scheme.n_cells), dtype=bool)
         self.ever_posted = np.zeros((m.n_groups, m.scheme.n_cells), dtype=bool)
         self.moves = coordinate_moves(m.scheme)
+        unique = np.sort(np.unique(self.moves[0], axis=0, return_index=True)[1])
+        self.refine_moves = tuple(x[unique] for x in self.moves)
+        self.calm = np.zeros(m.n_groups, dtype=int)
+        self.slow_groups = np.zeros(m.n_groups, dtype=bool)
+        self.ascents = [None] * m.n_groups
+        self.cell_bound = bound
 
     # --- posting ------------------------------------------------------------------------
     def amounts(self, balance):
@@ -158,10 +180,14 @@ class PooledSearch:
     def observe(self, visits):
         """Count the episode's visits `(G, H, S, A)` at points where an amount is posted."""
         self.waited += 1
-        offered = self.m.scheme.expand(self.amount) > 0  # (G, H, S, A)
-        counting = offered.any(axis=-1) & (self.waited >= self.m.react[:, None, None])
+        offered = self.m.scheme.expand(self.counted) > 0  # (G, H, S, A)
+        answering = np.all(self.amount == self.counted, axis=1)[:, None, None]
+        counting = offered.any(axis=-1) & (self.waited >= self.m.react[:, None, None]) & answering
         self.seen += counting * visits.sum(axis=-1)
         self.taken += counting[..., None] * offered * visits
+        for g, ascent in enumerate(self.ascents):
+            if ascent is not None:
+                ascent.count(visits[g])
 
     def decide(self, in_phase1):
         """Update every point with enough counted visits: its bracket for each action offered there."""
@@ -169,9 +195,18 @@ class PooledSearch:
         ready = self.seen >= m.min_visits  # (G, H, S)
         if not ready.any():
             return
-        offer = m.scheme.expand(self.amount)
+        self.answer(ready, m.scheme.expand(self.counted), self.seen, self.taken)
+        self.searched |= in_phase1[:, None] & (self.amount > 0)
+        self.seen[ready] = 0
+        self.taken[ready] = 0
+        self.waited[ready] = 0
+
+    def answer(self, ready, offer, seen, taken):
+        """Narrow the brackets of the points `ready (G, H, S)` from their answers to the offers `(G, H, S, A)`:
+        `seen (G, H, S)` visits, of which `taken (G, H, S, A)` took each action."""
+        m = self.m
         offered = ready[..., None] & (offer > 0)
-        accepted = offered & (self.taken >= m.accept_share * np.maximum(self.seen, 1)[..., None])
+        accepted = offered & (taken >= m.accept_share * np.maximum(seen, 1)[..., None])
         refused = offered & ~accepted
         self.hi = np.where(accepted, np.minimum(self.hi, offer), self.hi)
         self.hi_tested |= accepted
@@ -187,10 +222,6 @@ class PooledSearch:
         self.hi = np.where(moved_up, np.minimum(np.maximum(2 * offer, offer + 2 * m.tol), self.point_bound), self.hi)
         self.hi_tested &= ~moved_up
         self.lo = np.minimum(self.lo, self.hi)  # a bracket is never inverted
-        self.searched |= in_phase1[:, None] & (self.amount > 0)
-        self.seen[ready] = 0
-        self.taken[ready] = 0
-        self.waited[ready] = 0
 
     def forget(self):
         """Pooled brackets are re-tested by every amount the plan posts; nothing goes stale here."""
@@ -216,18 +247,84 @@ class PooledSearch:
         is_own = np.arange(m.n_actions) == own[..., None]
         cost = np.where(is_own, 0.0, cost)
         moves, points, action = self.moves
-        amounts = coordinate_ascent(self.amount, moves, points, action, np.ascontiguousarray(probe), m.eps,
+        start = np.array([a.incumbent if a is not None else self.amount[g] for g, a in enumerate(self.ascents)])
+        amounts = coordinate_ascent(start, moves, points, action, np.ascontiguousarray(probe), m.eps,
                                     np.ascontiguousarray(cost), np.ascontiguousarray(own), m.scheme.cell_of,
                                     *(np.ascontiguousarray(x, dtype=float) for x in
                                       (transition, reward, m.initial_distribution())), SWEEPS)
+        amounts = self.refine(amounts, transition, reward, default, probe)
         unchanged = np.all(np.isclose(amounts, self.amount), axis=1)
         self.stable = np.where(unchanged, self.stable + 1, 0)
-        moved = m.scheme.expand(~np.isclose(amounts, self.amount)).any(axis=-1)  # points whose offers change
+        counted = np.array([a.incumbent if a is not None else amounts[g] for g, a in enumerate(self.ascents)])
+        moved = m.scheme.expand(~np.isclose(counted, self.counted)).any(axis=-1)  # points whose offers change
+        self.counted = counted
         self.seen[moved] = 0
         self.taken[moved] = 0
         self.waited[moved] = 0
         self.amount = amounts
         self.ever_posted |= amounts > 0
+
+    def levels(self, g, move, base, probe):
+        """The amounts `(L,)` at which the model expects a decision point of move `move` (of the ascent's
+        moves) visited in `base (H, S, A)` to change its answer: each point's test amount `probe (G, H, S,
+        A)` plus the premium, and no offer."""
+        m = self.m
+        _, points, action = self.refine_moves
+        at = points[move] & (base.sum(axis=-1) > 0)
+        amounts = probe[g][at][:, action[move]] + m.eps
+        return np.unique(np.append(amounts[np.isfinite(amounts)], 0.0))
+
+    def refine(self, proposal, transition, reward, default, probe):
+        """The amounts posted `(G, n_cells)`: the plan's `proposal`, or, for a group of one agent that
+        answers at once, once the plan has held for `REFINE_CALM` plans, what its refinement by revealed
+        welfare (`core.welfare_ascent`) posts; the plan's proposal is then one of the moves it tries.
+        `probe (G, H, S, A)` are the points' test amounts."""
+        m, scheme = self.m, self.m.scheme
+        out = proposal.copy()
+        calm = np.abs(proposal - self.amount).max(axis=1) <= m.tol / 2
+        self.calm = np.where(calm, self.calm + 1, 0)
+        start = m.initial_distribution()
+        for g in range(m.n_groups):
+            ascent = self.ascents[g]
+            if ascent is None:
+                if self.calm[g] < REFINE_CALM or m.group_sizes[g] != 1 or self.slow_groups[g]:
+                    continue
+                pace = PaceTest(scheme, self.cell_bound[g], m.accept_share)
+                ascent = self.ascents[g] = WelfareAscent(self.refine_moves[0], self.amount[g],
+                                                         REFINE_WINDOW * m.min_visits, pace, self.cell_bound[g],
+                                                         m.min_visits)
+            if ascent.fast is False:
+                self.ascents[g] = None
+                self.slow_groups[g] = True
+                continue
+
+            def judge(base, window, x, y, g=g):
+                base_policy = empirical_policy(base, default[g])
+                occ_x = occupancy(base_policy, transition[g], start[g])
+                occ_y = occupancy(empirical_policy(window, base_policy), transition[g], start[g])
+                return welfare_bracket(occ_x, occ_y, scheme.expand(x), scheme.expand(y), reward[g])
+
+            if ascent.trial is not None and ascent.trial_move != PACE and ascent.due():
+                self.answer_trial(g, ascent.window, scheme.expand(ascent.trial))
+            ascent.update(proposal[g], judge, self.visits_per_cell,
+                          lambda move, base, g=g: self.levels(g, move, base, probe))
+            out[g] = ascent.posted()
+        return out
+
+    def answer_trial(self, g, window, offer):
+        """The points of group `g` visited `min_visits` times in a trial's window `(H, S, A)` answer its
+        offers `(H, S, A)`."""
+        ready, seen = np.zeros(self.seen.shape, dtype=bool), np.zeros(self.seen.shape)
+        taken, offers = np.zeros(self.taken.shape), np.zeros(self.taken.shape)
+        seen[g], taken[g], offers[g] = window.sum(axis=-1), window, offer
+        ready[g] = seen[g] >= self.m.min_visits
+        self.answer(ready, offers, seen, taken)
+
+    def visits_per_cell(self, visits):
+        """Visits `(n_cells,)` to each cell's decision points, from visits `(H, S, A)`."""
+        scheme = self.m.scheme
+        points = np.repeat(visits.sum(axis=-1).ravel(), scheme.n_actions)
+        return np.bincount(scheme.cell_of.ravel(), points, minlength=scheme.n_cells)
 
     # --- what it tells ------------------------------------------------------------------------
     def estimates(self):
