@@ -105,3 +105,15 @@ def test_a_refinement_fed_exact_answers_only_keeps_moves_that_raise_welfare():
     laissez_faire = mdp.policy_value(mdp.agent_optimum()[1], "welfare")
     optimum = mdp.welfare_optimum()[0]
     assert (kept[-1] - laissez_faire) / (optimum - laissez_faire) >= 0.8
+
+
+def test_the_pace_test_tells_an_agent_that_takes_the_bound_from_one_that_keeps_its_choice():
+    mdp = single_node_mdp()
+    scheme = make_scheme("stationary", mdp.horizon, mdp.n_states, mdp.n_actions)
+    pace = PaceTest(scheme, np.full(scheme.n_cells, 3.0), 0.6)
+    own = mdp.agent_optimum()[1]
+    base = exact_answers(mdp, scheme, np.zeros(scheme.n_cells), 8)
+    trial = pace.trial(np.zeros(scheme.n_cells), base)
+    assert trial.max() == 3.0 and np.count_nonzero(trial) == 1
+    assert pace.answered(exact_answers(mdp, scheme, trial, 8))
+    assert not pace.answered(occupancy(one_hot(own, mdp.n_actions), mdp.transition, mdp.initial) * 8)

@@ -365,8 +365,9 @@ class PooledSearch:
         return self.amount > 0
 
     def slow(self):
-        """Groups whose agents answer offers slowly: a pooled search does not tell them apart."""
-        return np.zeros(self.m.n_groups, dtype=bool)
+        """Groups of one agent that did not take the refinement's test at the bound at once (groups of many
+        are not tested)."""
+        return self.slow_groups.copy()
 
     def testing(self):
         return np.zeros(self.amount.shape, dtype=bool)
