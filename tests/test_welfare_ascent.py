@@ -66,7 +66,7 @@ def test_a_refinement_fed_exact_answers_only_keeps_moves_that_raise_welfare():
     own = one_hot(mdp.agent_optimum()[1], mdp.n_actions)
     moves = np.eye(scheme.n_cells, dtype=bool)
     bound = np.full(scheme.n_cells, 3.0)
-    start = np.array([0.535, 0.051, 0.0])  # abate and moderate paid: a plateau below the welfare optimum
+    start = np.array([0.535, 0.051, 0.0])  # abating and producing paid: a plateau below the welfare optimum
     ascent = WelfareAscent(moves, start, 4, PaceTest(scheme, bound, 0.6), bound)
     grid = np.arange(0.0, 1.5, 0.005)
 
