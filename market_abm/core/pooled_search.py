@@ -323,8 +323,7 @@ class PooledSearch:
     def visits_per_cell(self, visits):
         """Visits `(n_cells,)` to each cell's decision points, from visits `(H, S, A)`."""
         scheme = self.m.scheme
-        points = np.repeat(visits.sum(axis=-1).ravel(), scheme.n_actions)
-        return np.bincount(scheme.cell_of.ravel(), points, minlength=scheme.n_cells)
+        return scheme.cell_totals(np.repeat(visits.sum(axis=-1)[..., None], scheme.n_actions, axis=-1))
 
     # --- what it tells ------------------------------------------------------------------------
     def estimates(self):

@@ -47,6 +47,10 @@ class TransferScheme:
         """The group of decision points each cell covers."""
         return np.asarray(cells) // self.n_actions
 
+    def cell_totals(self, per_point):
+        """A table `(H, S, A)` summed over each cell's decision points, `(n_cells,)`."""
+        return np.bincount(self.cell_of.ravel(), np.ravel(per_point), minlength=self.n_cells)
+
     def expand(self, amounts):
         """Per-cell amounts `(..., n_cells)` as a transfer table `(..., H, S, A)`."""
         return np.asarray(amounts)[..., self.cell_of]

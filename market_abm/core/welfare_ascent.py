@@ -70,8 +70,8 @@ class PaceTest:
         points = scheme.group_of[None] == scheme.cell_group(cells)[:, None, None]  # (C, H, S)
         actions = scheme.cell_action(cells)
         seen = base.sum(axis=-1)
-        visits = np.array([seen[p].sum() for p in points])
-        share = np.array([base[..., a][p].sum() for p, a in zip(points, actions)]) / np.maximum(visits, 1)
+        visits = scheme.cell_totals(np.repeat(seen[..., None], scheme.n_actions, axis=-1))
+        share = scheme.cell_totals(base) / np.maximum(visits, 1)
         rare = (visits > 0) & (share < 1 - self.accept_share)
         cell = int(np.argmax(np.where(rare, visits, -1)))
         self.points, self.action = points[cell] & (seen > 0) & rare.any(), actions[cell]
@@ -182,8 +182,8 @@ class WelfareAscent:
 
     def next_trial(self, visited, levels):
         """The next move of the search (None: a sweep ended, and the incumbent rests): the move's cells
-        whose points are visited `min_visits` times in a window (`visited (n_cells,)`) set to the nearest level above their
-        visit-weighted amount, or else the nearest below."""
+        whose points are visited `min_visits` times in a window (`visited (n_cells,)`) set to the nearest
+        level above their visit-weighted amount, or else the nearest below."""
         while self.next_move < len(self.moves):
             move, sign = self.next_move, self.next_sign
             cells = self.moves[move] & (visited > 0) & (visited >= self.min_visits)
